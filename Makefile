@@ -1,0 +1,37 @@
+# Two commands set everything up on a fresh machine (Python 3.11 + pip):
+#   make demo   -- create .venv, install, run the main job on the embedded dataset
+#   make test   -- create .venv, install with the test extra, run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+WORKDIR ?= runs/demo
+DATA_DIR ?= $(CURDIR)/data/tfds
+STAMP := $(VENV)/.installed
+
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: demo test venv clean clean-runs clean-data
+
+$(STAMP): setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m experiments.main --experiment=demo --preset=demo \
+	    --data_dir=$(DATA_DIR) --workdir=$(WORKDIR)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+clean-runs:
+	rm -rf runs
+
+clean-data:
+	rm -rf data
+
+clean: clean-runs
+	rm -rf $(VENV) *.egg-info
