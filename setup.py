@@ -29,7 +29,7 @@ setuptools.setup(
         "tensorflow>=2.21,<2.22",
         "tensorflow-datasets==4.9.10",
         "importlib_resources>=6",  # TFDS 4.9.10 imports it on Python 3.11 without declaring it.
-        "numpy>=1.26,<3",
+        "numpy>=2.0,<3",
         "pillow>=10",
         "scikit-image>=0.22",
         "absl-py>=2.1",

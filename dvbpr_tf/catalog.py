@@ -1,0 +1,172 @@
+"""A built dataset in memory: item images (JPEG bytes), categories and interactions.
+
+`load_catalog` builds the TFDS dataset if needed (offline, through the Python API), then reads
+its `catalog` split once, without decoding images, into a `Catalog`. Everything downstream (the
+input pipelines, evaluation, the baselines) works from a `Catalog`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import json
+from typing import Mapping
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from dvbpr_tf import metrics
+from dvbpr_tf_datasets.common import records
+
+TRAIN, VALIDATION, TEST = records.TRAIN, records.VALIDATION, records.TEST
+SPLIT_CODES = {"train": TRAIN, "validation": VALIDATION, "test": TEST}
+
+# User-facing dataset names -> (builder, config). `builder/config` is accepted as well.
+DATASET_ALIASES: Mapping[str, tuple[str, str]] = {
+    "fashion_mnist_shoppers": ("fashion_mnist_shoppers", "demo"),
+    "amazon_fashion": ("dvbpr_authors", "amazon_fashion"),
+    "amazon_women": ("dvbpr_authors", "amazon_women"),
+    "amazon_men": ("dvbpr_authors", "amazon_men"),
+    "tradesy": ("dvbpr_authors", "tradesy"),
+}
+# Builder name -> the module that defines (and so registers) it.
+BUILDER_MODULES: Mapping[str, str] = {
+    "fashion_mnist_shoppers":
+        "dvbpr_tf_datasets.fashion_mnist_shoppers.fashion_mnist_shoppers_dataset_builder",
+    "dvbpr_authors": "dvbpr_tf_datasets.dvbpr_authors.dvbpr_authors_dataset_builder",
+}
+
+
+class DatasetNotFoundError(ValueError):
+  """An unknown dataset or config name."""
+
+
+def resolve_dataset(name: str) -> tuple[str, str]:
+  """Maps a user-facing name (`amazon_fashion`, `fashion_mnist_shoppers/tiny`) to
+  (builder name, config name)."""
+  if name in DATASET_ALIASES:
+    return DATASET_ALIASES[name]
+  if "/" in name:
+    builder_name, config_name = name.split("/", 1)
+    if builder_name in BUILDER_MODULES:
+      return builder_name, config_name
+    if builder_name in DATASET_ALIASES and config_name:  # e.g. amazon_fashion/64
+      base_builder, base_config = DATASET_ALIASES[builder_name]
+      return base_builder, f"{base_config}_{config_name}"
+  raise DatasetNotFoundError(
+      f"unknown dataset {name!r}; known: {', '.join(known_dataset_names())}")
+
+
+def known_dataset_names() -> list[str]:
+  names = list(DATASET_ALIASES)
+  for builder_name in BUILDER_MODULES:
+    for config in builder_class(builder_name).BUILDER_CONFIGS:
+      names.append(f"{builder_name}/{config.name}")
+  return names
+
+
+def builder_class(builder_name: str):
+  module = importlib.import_module(BUILDER_MODULES[builder_name])
+  return module.Builder
+
+
+def get_builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
+  builder_name, config_name = resolve_dataset(name)
+  cls = builder_class(builder_name)
+  configs = [c.name for c in cls.BUILDER_CONFIGS]
+  if config_name not in configs:
+    raise DatasetNotFoundError(
+        f"dataset {builder_name!r} has no config {config_name!r}; configs: {', '.join(configs)}")
+  return cls(config=config_name, data_dir=data_dir)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Catalog:
+  """Items and interactions of one dataset, all indices dense.
+
+  Attributes:
+    name: `builder/config`.
+    num_users, num_items: sizes.
+    category_names: the category labels, indexed by category id.
+    item_category: [num_items] category id of each item.
+    source_ids: [num_items] the source's item ids (text).
+    jpegs: [num_items] object array of JPEG bytes.
+    users, items, splits: [M] every interaction: user, item, split code (TRAIN, VALIDATION,
+      TEST).
+    statistics: the build's statistics (`metadata.json`).
+    data_path: where the TFRecords are.
+  """
+
+  name: str
+  num_users: int
+  num_items: int
+  category_names: tuple[str, ...]
+  item_category: np.ndarray
+  source_ids: np.ndarray
+  jpegs: np.ndarray
+  users: np.ndarray
+  items: np.ndarray
+  splits: np.ndarray
+  statistics: Mapping
+  data_path: str
+
+  @property
+  def num_categories(self) -> int:
+    return len(self.category_names)
+
+  def interactions(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(users, items) of one split: `train`, `validation` or `test`."""
+    mask = self.splits == SPLIT_CODES[split]
+    return self.users[mask], self.items[mask]
+
+  @functools.cached_property
+  def train_counts(self) -> np.ndarray:
+    """[num_items] number of training observations of each item."""
+    return np.bincount(self.items[self.splits == TRAIN], minlength=self.num_items)
+
+  def heldout(self, split: str) -> metrics.HeldOut:
+    """The evaluation set of `validation` or `test`: each user's held-out item, and the
+    items excluded from that user's negatives (all of the user's interactions)."""
+    return metrics.HeldOut.from_interactions(
+        self.users, self.items, self.splits == SPLIT_CODES[split], self.num_users)
+
+
+def load_catalog(name: str, data_dir: str | None = None, manual_dir: str | None = None,
+                 build: bool = True) -> Catalog:
+  """Builds (if needed and `build`) and reads a dataset.
+
+  Args:
+    name: a user-facing dataset name (see `known_dataset_names`).
+    data_dir: where TFDS keeps built datasets (TFDS's default when None).
+    manual_dir: where the user's downloaded source files are.
+    build: build the dataset when it is not there yet.
+  """
+  builder = get_builder(name, data_dir)
+  if build:
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+  elif not builder.is_prepared():
+    raise FileNotFoundError(
+        f"dataset {name!r} is not built in {builder.data_dir_root}; build it first "
+        "(any command that reads it builds it, or `--experiment=dataset`).")
+  dataset = builder.as_dataset(
+      split=records.CATALOG_SPLIT, shuffle_files=False,
+      decoders={"image": tfds.decode.SkipDecoding()})
+  arrays = records.read_catalog_arrays(dataset)
+  metadata = builder.info.metadata or {}
+  return Catalog(
+      name=f"{builder.name}/{builder.builder_config.name}",
+      num_users=int(arrays["users"].max(initial=-1)) + 1,
+      num_items=len(arrays["source_ids"]),
+      category_names=tuple(builder.info.features["category"].names),
+      item_category=arrays["categories"],
+      source_ids=arrays["source_ids"],
+      jpegs=arrays["jpegs"],
+      users=arrays["users"],
+      items=arrays["items"],
+      splits=arrays["splits"],
+      statistics=json.loads(json.dumps(dict(metadata.get("statistics", {})))),
+      data_path=str(builder.data_path),
+  )

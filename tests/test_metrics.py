@@ -1,0 +1,83 @@
+"""Exact AUC against a brute-force NumPy oracle."""
+
+import numpy as np
+import pytest
+
+from dvbpr_tf import metrics
+
+
+def brute_force_auc(scores, users, items, heldout_mask, candidates=None):
+  """Loops over users and items exactly as the paper's formula reads."""
+  num_items = scores.shape[1]
+  candidates = np.ones(num_items, bool) if candidates is None else candidates
+  result = {}
+  for row in np.flatnonzero(heldout_mask):
+    u, i = users[row], items[row]
+    seen = set(items[users == u])
+    negatives = [j for j in range(num_items) if j not in seen and candidates[j]]
+    if negatives:
+      result[u] = np.mean([scores[u, i] > scores[u, j] for j in negatives])
+  return result
+
+
+def test_hand_worked_case():
+  # One user, 5 items. Train {0}, test item 1 with score 0.5. Negatives: 2, 3, 4 with scores
+  # 0.1 (below), 0.5 (tie: not counted), 0.9 (above) -> AUC = 1/3.
+  scores = np.array([[9.0, 0.5, 0.1, 0.5, 0.9]])
+  users = np.array([0, 0])
+  items = np.array([0, 1])
+  heldout = metrics.HeldOut.from_interactions(users, items, np.array([False, True]), 1)
+  auc = metrics.per_user_auc(lambda u: scores[u], heldout, 5)
+  np.testing.assert_allclose(auc, [1 / 3])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_matches_brute_force_with_ties_and_cold_items(seed):
+  rng = np.random.default_rng(seed)
+  num_users, num_items = 13, 17
+  users, items, heldout_mask = [], [], []
+  for u in range(num_users):
+    picks = rng.choice(num_items, rng.integers(3, 8), replace=False)
+    users += [u] * len(picks)
+    items += list(picks)
+    heldout_mask += [False] * (len(picks) - 1) + [True]
+  users, items, heldout_mask = map(np.asarray, (users, items, heldout_mask))
+  scores = rng.integers(0, 4, (num_users, num_items)).astype(float)  # many ties
+  heldout = metrics.HeldOut.from_interactions(users, items, heldout_mask, num_users)
+  expected = brute_force_auc(scores, users, items, heldout_mask)
+  got = metrics.per_user_auc(lambda u: scores[u], heldout, num_items, chunk_size=4)
+  np.testing.assert_allclose(got, [expected[u] for u in heldout.users])
+
+  train_counts = np.bincount(items[~heldout_mask], minlength=num_items)
+  cold_items = train_counts < 2
+  result = metrics.auc_all_and_cold(lambda u: scores[u], heldout, train_counts,
+                                    cold_threshold=2, chunk_size=5)
+  cold_rows = cold_items[items] & heldout_mask
+  cold_expected = brute_force_auc(scores, users, items, cold_rows, candidates=cold_items)
+  assert result["auc"] == pytest.approx(np.mean(list(expected.values())))
+  if cold_expected:
+    assert result["auc_cold"] == pytest.approx(np.mean(list(cold_expected.values())))
+    assert result["num_users_cold"] == len(cold_expected)
+
+
+def test_excluded_items_are_not_negatives():
+  # The user's train item 2 outranks the test item; were it a negative, AUC would be < 1.
+  scores = np.array([[0.0, 0.5, 0.9, 0.1]])
+  users, items = np.array([0, 0]), np.array([2, 1])
+  heldout = metrics.HeldOut.from_interactions(users, items, np.array([False, True]), 1)
+  np.testing.assert_allclose(metrics.per_user_auc(lambda u: scores[u], heldout, 4), [1.0])
+
+
+def test_select_keeps_exclusions_aligned():
+  users, items = np.array([0, 0, 1, 1, 1]), np.array([3, 1, 0, 2, 4])
+  heldout = metrics.HeldOut.from_interactions(
+      users, items, np.array([False, True, False, False, True]), 2)
+  second = heldout.select(np.array([False, True]))
+  assert second.users.tolist() == [1] and second.items.tolist() == [4]
+  assert sorted(second.exclude_items.tolist()) == [0, 2, 4]
+
+
+def test_two_heldout_items_for_one_user_is_refused():
+  with pytest.raises(ValueError, match="more than one"):
+    metrics.HeldOut.from_interactions(np.array([0, 0]), np.array([1, 2]),
+                                      np.array([True, True]), 1)
