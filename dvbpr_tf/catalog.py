@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from dvbpr_tf import errors
 from dvbpr_tf import metrics
 from dvbpr_tf_datasets.common import records
 
@@ -39,7 +40,7 @@ BUILDER_MODULES: Mapping[str, str] = {
 }
 
 
-class DatasetNotFoundError(ValueError):
+class DatasetNotFoundError(errors.UserError, ValueError):
   """An unknown dataset or config name."""
 
 

@@ -14,6 +14,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from dvbpr_tf import errors
 from dvbpr_tf import sampler as sampler_lib
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -44,10 +45,12 @@ class PipelineConfig:
 
   def __post_init__(self):
     if self.cache_decoded not in ("auto", "always", "never"):
-      raise ValueError(
+      raise errors.ConfigError(
           f"cache_decoded must be auto, always or never, not {self.cache_decoded!r}")
     if self.image_size <= 0 or self.batch_size <= 0:
-      raise ValueError("image_size and batch_size must be positive")
+      raise errors.ConfigError(
+          f"image_size and batch_size must be positive (got {self.image_size}, "
+          f"{self.batch_size})")
 
 
 def scale_images(images: tf.Tensor) -> tf.Tensor:

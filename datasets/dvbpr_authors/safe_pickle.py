@@ -40,6 +40,8 @@ from etils import epath
 import numpy as np
 from numpy.lib import format as npy_format
 
+from dvbpr_tf_datasets.common import errors
+
 _MISSING = object()
 
 # (module, name) as written in the pickle -> (module to import, attribute).
@@ -65,11 +67,11 @@ ALLOWED_GLOBALS = frozenset(_ALLOWED_GLOBALS)
 AUTHORS_FIELDS = ("user_train", "user_validation", "user_test", "Item", "usernum", "itemnum")
 
 
-class UnsafePickleError(ValueError):
+class UnsafePickleError(errors.DatasetError):
   """The pickle names a global that the restricted unpickler does not admit."""
 
 
-class AuthorsFormatError(ValueError):
+class AuthorsFormatError(errors.DatasetError):
   """The file is not (or not entirely) in the authors' dataset format."""
 
 

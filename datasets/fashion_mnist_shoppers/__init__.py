@@ -1,0 +1,1 @@
+"""fashion_mnist_shoppers: Fashion-MNIST products bought by simulated visual shoppers."""

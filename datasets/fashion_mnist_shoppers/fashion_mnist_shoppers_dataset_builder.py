@@ -18,6 +18,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from dvbpr_tf import metrics
+from dvbpr_tf_datasets.common import errors
 from dvbpr_tf_datasets.common import images as image_utils
 from dvbpr_tf_datasets.common import records
 from dvbpr_tf_datasets.common import splits as split_utils
@@ -111,7 +112,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     config = self.builder_config
     gray, labels, source = _load_fashion_mnist(dl_manager)
     if config.num_images > len(gray):
-      raise ValueError(
+      raise errors.DatasetError(
           f"config {config.name!r} wants {config.num_images} images but {source} holds "
           f"{len(gray)}: use a smaller config or the complete Fashion-MNIST files.")
     rng = np.random.default_rng(config.seed)
@@ -211,7 +212,7 @@ def _load_fashion_mnist(dl_manager):
   images = np.concatenate([p[0] for p in parts])
   labels = np.concatenate([p[1] for p in parts]).astype(np.int64)
   if images.ndim != 3 or len(images) != len(labels) or labels.max(initial=0) > 9:
-    raise ValueError(f"the Fashion-MNIST files in {source} do not match each other")
+    raise errors.DatasetError(f"the Fashion-MNIST files in {source} do not match each other")
   return images, labels, source
 
 
@@ -221,11 +222,11 @@ def _read_idx(path, magic: int) -> np.ndarray:
     data = gzip.GzipFile(fileobj=f).read()
   header = np.frombuffer(data[:4], ">i4")[0] if len(data) >= 4 else -1
   if header != magic:
-    raise ValueError(f"{path} is not an IDX file of the expected kind "
+    raise errors.DatasetError(f"{path} is not an IDX file of the expected kind "
                      f"(magic {header}, expected {magic})")
   ndim = magic & 0xFF
   dims = np.frombuffer(data[4:4 + 4 * ndim], ">i4")
   array = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
   if array.size != int(np.prod(dims)):
-    raise ValueError(f"{path} is truncated: {array.size} bytes of data for shape {tuple(dims)}")
+    raise errors.DatasetError(f"{path} is truncated: {array.size} bytes of data for shape {tuple(dims)}")
   return array.reshape(dims)
