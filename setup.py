@@ -33,7 +33,10 @@ setuptools.setup(
         "pillow>=10",
         "scikit-image>=0.22",
         "absl-py>=2.1",
+        "tensorboard>=2.21,<2.22",  # TF 2.21 no longer depends on it; `tensorboard --logdir`.
+
     ],
-    extras_require={"test": ["pytest>=8", "hypothesis>=6", "dill"]}  # dill: tfds.testing,
+    # dill: imported by tfds.testing.
+    extras_require={"test": ["pytest>=8", "hypothesis>=6", "dill"]},
     entry_points={"console_scripts": ["dvbpr-tf=experiments.main:run"]},
 )
