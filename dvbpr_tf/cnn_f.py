@@ -90,6 +90,13 @@ class CnnF(keras.Model):
     """The 8 conv/fc kernels (no biases): what the weight decay lambda_1 applies to."""
     return [layer.kernel for layer in (*self.convs, self.fc6, self.fc7, self.fc8)]
 
+  @property
+  def random_state(self) -> list[tf.Variable]:
+    """The dropout layers' random-generator states. A checkpoint must hold them for a resumed
+    run to draw the same dropout masks as an uninterrupted one (Keras does not track them)."""
+    return [layer.seed_generator.state for layer in (self.drop6, self.drop7)
+            if getattr(layer, "seed_generator", None) is not None]  # None when rate is 0.
+
   def build_for_input(self) -> "CnnF":
     size = self.config.input_size
     self(tf.zeros([1, size, size, 3]))

@@ -165,3 +165,69 @@ def auc_all_and_cold(
 def _nanmean(values: np.ndarray) -> float:
   values = values[~np.isnan(values)]
   return float(values.mean()) if len(values) else float("nan")
+
+
+def sampled_auc(
+    score_rows: ScoreRows,
+    heldout: HeldOut,
+    train_keys: np.ndarray,
+    num_items: int,
+    num_samples: int = 100,
+    seed: int = 0,
+    chunk_size: int = 1024,
+) -> float:
+  """The AUC the authors' code reports ("sampled-100 AUC"); not the paper's definition.
+
+  For each evaluated user it draws `num_samples` distinct item indices uniformly (as Python's
+  `random.sample(range(itemnum), 100)`), skips those in the user's training set and the
+  held-out item itself, and counts x_ui > x_uj over the rest. Items of the user's other
+  held-out split can be drawn as negatives, as in the authors' code.
+
+  Args:
+    train_keys: sorted int64 array of `user * num_items + item` for the training pairs.
+
+  Returns:
+    The mean over users (users left with no sampled negative are skipped).
+  """
+  rng = np.random.default_rng(seed)
+  total, count = 0.0, 0
+  draws = min(num_samples, num_items)
+  for start in range(0, len(heldout), chunk_size):
+    stop = min(start + chunk_size, len(heldout))
+    users = heldout.users[start:stop]
+    positives = heldout.items[start:stop]
+    scores = np.asarray(score_rows(users))
+    rows = np.arange(len(users))[:, None]
+    samples = _distinct_uniform(rng, len(users), draws, num_items)
+    keys = users[:, None].astype(np.int64) * num_items + samples
+    position = np.minimum(np.searchsorted(train_keys, keys), max(len(train_keys) - 1, 0))
+    in_train = (train_keys[position] == keys) if len(train_keys) else np.zeros_like(keys, bool)
+    valid = ~in_train & (samples != positives[:, None])
+    wins = (scores[rows, samples] < scores[rows[:, 0], positives][:, None]) & valid
+    negatives = valid.sum(axis=1)
+    keep = negatives > 0
+    total += float(np.sum(wins.sum(axis=1)[keep] / negatives[keep]))
+    count += int(keep.sum())
+  return total / count if count else float("nan")
+
+
+def _distinct_uniform(rng: np.random.Generator, rows: int, draws: int, n: int) -> np.ndarray:
+  """[rows, draws] int64, each row `draws` distinct values uniform over [0, n)."""
+  if draws * 4 > n:  # Dense case: a random permutation prefix per row.
+    return np.argsort(rng.random((rows, n)), axis=1)[:, :draws].astype(np.int64)
+  samples = rng.integers(0, n, (rows, draws))
+  while True:
+    ordered = np.sort(samples, axis=1)
+    duplicated = np.zeros_like(samples, bool)
+    order = np.argsort(samples, axis=1, kind="stable")
+    dup_sorted = np.concatenate(
+        [np.zeros((rows, 1), bool), ordered[:, 1:] == ordered[:, :-1]], axis=1)
+    np.put_along_axis(duplicated, order, dup_sorted, axis=1)
+    if not duplicated.any():
+      return samples.astype(np.int64)
+    samples[duplicated] = rng.integers(0, n, int(duplicated.sum()))
+
+
+def train_pair_keys(users: np.ndarray, items: np.ndarray, num_items: int) -> np.ndarray:
+  """Sorted distinct `user * num_items + item` keys of training pairs (for `sampled_auc`)."""
+  return np.unique(np.asarray(users, np.int64) * num_items + np.asarray(items, np.int64))

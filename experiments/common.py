@@ -9,12 +9,13 @@ import time
 from absl import logging
 
 from dvbpr_tf import catalog as catalog_lib
+from dvbpr_tf import errors
 from dvbpr_tf import workdir as workdir_lib
 
 EMBEDDED_DATASET = "fashion_mnist_shoppers"
 # The embedded dataset's config that goes with each preset, when --dataset is not given.
-EMBEDDED_CONFIG_FOR_PRESET = {"smoke": "tiny", "demo": "demo", "paper": "full"}
-PRESETS = ("smoke", "demo", "paper")
+EMBEDDED_CONFIG_FOR_PRESET = {"smoke": "tiny", "demo": "demo", "paper": "full",
+                              "authors": "full"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +47,24 @@ def load_catalog(spec: RunSpec) -> catalog_lib.Catalog:
                catalog.name, catalog.num_users, catalog.num_items, len(catalog.users),
                time.time() - start, catalog.data_path)
   return catalog
+
+
+def check_same_run(work: workdir_lib.Workdir, config: dict) -> None:
+  """Refuses a work dir that holds a run of another configuration: resuming its
+  checkpoints into a different model would fail, or worse, half-succeed."""
+  if not work.config_path.exists():
+    return
+  previous = json.loads(work.config_path.read_text())
+  keys = [k for k in config if k != "run"]
+  changed = [k for k in keys if previous.get(k) != json.loads(to_json(config[k]))]
+  prev_run, run = previous.get("run", {}), config.get("run", {})
+  changed += [f"--{k}" for k in ("experiment", "dataset", "seed")
+              if k in prev_run and prev_run.get(k) != run.get(k)]
+  if changed:
+    raise errors.UserError(
+        f"the work dir {work.root} holds a run with another configuration (differs in: "
+        f"{', '.join(changed)}); rerun with the same flags to resume it, or choose a new "
+        "--workdir")
 
 
 def results_header(spec: RunSpec, catalog: catalog_lib.Catalog) -> dict:

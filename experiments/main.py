@@ -3,8 +3,9 @@
 Flags are read here and nowhere else; they become a `RunSpec` and config objects that the
 library takes. Experiments:
 
-  dataset   build a dataset (if needed) and print its statistics (and oracle AUC)
-  demo      the main job on the embedded dataset (what `make demo` runs)
+  dataset          build a dataset (if needed) and print its statistics (and oracle AUC)
+  recommendation   train DVBPR, evaluate it (exact and sampled AUC), export a SavedModel
+  demo             the main job on the embedded dataset (what `make demo` runs)
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 from absl import logging
 
-EXPERIMENTS = ("dataset", "demo")
+EXPERIMENTS = ("dataset", "recommendation", "demo")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("experiment", "demo", EXPERIMENTS, "What to run.")
@@ -28,9 +29,10 @@ flags.DEFINE_string(
     "or builder/config such as fashion_mnist_shoppers/tiny). Default: the embedded "
     "fashion_mnist_shoppers in the config that goes with --preset (smoke: tiny, demo: demo, "
     "paper: full).")
-flags.DEFINE_enum("preset", "demo", ["smoke", "demo", "paper"],
+flags.DEFINE_enum("preset", "demo", ["smoke", "demo", "paper", "authors"],
                   "smoke: seconds, for tests; demo: minutes on a CPU; paper: the authors' "
-                  "settings (for a GPU).")
+                  "settings with the paper's K=50 (for a GPU); authors: the authors' code "
+                  "exactly (K=100).")
 flags.DEFINE_string("workdir", None, "Where the run writes everything (default: runs/<experiment>).")
 flags.DEFINE_string("data_dir", None,
                     "Where TFDS keeps built datasets (default: $TFDS_DATA_DIR or "
@@ -38,7 +40,32 @@ flags.DEFINE_string("data_dir", None,
 flags.DEFINE_string("manual_dir", None,
                     "Where your downloaded source files are (default: "
                     "<data_dir>/downloads/manual).")
-flags.DEFINE_integer("seed", 0, "Random seed of the run.")
+flags.DEFINE_integer("seed", 0, "Random seed of the run (sampler, shuffling, evaluation).")
+
+# Overrides of the preset, one per hyper-parameter (unset: the preset's value).
+OVERRIDES = {  # flag -> (dotted config field, type, help)
+    "embedding_dim": ("tower.embedding_dim", int, "K, the size of theta_u and Phi(image)."),
+    "image_size": (("tower.input_size", "pipeline.image_size"), int,
+                   "Side of the tower's square input image (224 in the paper)."),
+    "width_multiplier": ("tower.width_multiplier", float,
+                         "Scales every CNN-F filter and unit count (1.0 = the paper)."),
+    "dropout": ("tower.dropout", float, "Dropout after fc6 and fc7."),
+    "learning_rate": ("optimizer.learning_rate", float, "Adam's learning rate."),
+    "batch_size": ("pipeline.batch_size", int, "Triplets per step."),
+    "epochs": ("train.epochs", int, "Epochs (an epoch = training interactions / batch)."),
+    "steps_per_epoch": ("train.steps_per_epoch", int, "Override the epoch length (>0)."),
+    "steps_per_loop": ("train.steps_per_loop", int, "Steps per compiled call."),
+    "checkpoint_every_steps": ("train.checkpoint_every_steps", int,
+                               "Extra checkpoints inside an epoch (0: epoch ends only)."),
+    "weight_decay": ("weight_decay", float, "lambda_1, on the tower's kernels."),
+    "theta_decay": ("theta_decay", float, "lambda_2, on the batch's theta_u rows."),
+    "cache_decoded": ("pipeline.cache_decoded", str,
+                      "Keep decoded images in memory: auto, always or never."),
+    "run_eagerly": ("train.run_eagerly", bool, "Run the training step eagerly (debugging)."),
+}
+for _name, (_field, _type, _help) in OVERRIDES.items():
+  {int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFINE_string,
+   bool: flags.DEFINE_bool}[_type](_name, None, _help + " Default: the preset's.")
 
 
 def _spec():
@@ -54,6 +81,17 @@ def _spec():
   )
 
 
+def _dvbpr_config(seed: int):
+  from dvbpr_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  changes = {"pipeline.seed": seed}
+  for name, (fields, _, _) in OVERRIDES.items():
+    value = getattr(FLAGS, name)
+    if value is not None:
+      for field in (fields if isinstance(fields, tuple) else (fields,)):
+        changes[field] = value
+  return config_lib.override(config_lib.dvbpr_preset(FLAGS.preset), changes)
+
+
 def main(argv) -> int:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -62,9 +100,12 @@ def main(argv) -> int:
   tfds.disable_progress_bar()
   spec = _spec()
   try:
-    if spec.experiment in ("dataset", "demo"):
+    if spec.experiment == "dataset":
       from experiments import dataset  # pylint: disable=g-import-not-at-top
       dataset.run(spec)
+    elif spec.experiment in ("recommendation", "demo"):
+      from experiments import recommendation  # pylint: disable=g-import-not-at-top
+      recommendation.run(spec, _dvbpr_config(spec.seed))
   except errors.EXPECTED_ERRORS as e:
     logging.error("%s", e)
     print(f"error: {e}", file=sys.stderr, flush=True)

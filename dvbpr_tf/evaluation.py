@@ -1,0 +1,66 @@
+"""Evaluation of any recommender that offers user vectors and item vectors, or scores.
+
+The figures, for a split s in {valid, test}:
+- `auc_<s>`: the paper's exact AUC over all items;
+- `auc_<s>_cold`: the same over users whose held-out item has fewer than 5 training
+  observations, negatives restricted to such items (this project's reading of "Cold Items");
+- `auc_<s>_sampled100`: the authors' code's AUC with 100 sampled negatives.
+(See `metrics`.)
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from dvbpr_tf import catalog as catalog_lib
+from dvbpr_tf import input_pipeline
+from dvbpr_tf import metrics
+
+SPLIT_KEYS = {"validation": "valid", "test": "test"}
+
+
+def embed_items(embed: Callable[[tf.Tensor], tf.Tensor], table: input_pipeline.ImageTable,
+                batch_size: int = 256) -> np.ndarray:
+  """Runs `embed` (images in [-1, 1] -> vectors) over every catalog item once: [N, K]."""
+  parts = [embed(batch["image"]).numpy()
+           for batch in input_pipeline.item_dataset(table, batch_size)]
+  return np.concatenate(parts).astype(np.float32)
+
+
+class Evaluator:
+  """Exact and sampled AUC on the validation and test splits of one catalog."""
+
+  def __init__(self, catalog: catalog_lib.Catalog, sampled_negatives: int = 100, seed: int = 0,
+               chunk_size: int = 1024):
+    self.catalog = catalog
+    self.heldout = {split: catalog.heldout(split) for split in SPLIT_KEYS}
+    users, items = catalog.interactions("train")
+    self.train_keys = metrics.train_pair_keys(users, items, catalog.num_items)
+    self.sampled_negatives = sampled_negatives
+    self.seed = seed
+    self.chunk_size = chunk_size
+
+  def evaluate_scores(self, score_rows: metrics.ScoreRows) -> dict:
+    """All figures from a function of user indices -> [B, num_items] scores."""
+    result = {}
+    for split, key in SPLIT_KEYS.items():
+      heldout = self.heldout[split]
+      exact = metrics.auc_all_and_cold(score_rows, heldout, self.catalog.train_counts,
+                                       chunk_size=self.chunk_size)
+      result[f"auc_{key}"] = exact["auc"]
+      result[f"auc_{key}_cold"] = exact["auc_cold"]
+      result[f"num_users_{key}_cold"] = exact["num_users_cold"]
+      if self.sampled_negatives:
+        result[f"auc_{key}_sampled{self.sampled_negatives}"] = metrics.sampled_auc(
+            score_rows, heldout, self.train_keys, self.catalog.num_items,
+            self.sampled_negatives, seed=self.seed, chunk_size=self.chunk_size)
+    return result
+
+  def evaluate_embeddings(self, user_vectors: np.ndarray, item_vectors: np.ndarray) -> dict:
+    """All figures for x_ui = user_vectors[u] . item_vectors[i]."""
+    user_vectors = np.asarray(user_vectors, np.float32)
+    item_t = np.ascontiguousarray(np.asarray(item_vectors, np.float32).T)
+    return self.evaluate_scores(lambda users: user_vectors[users] @ item_t)

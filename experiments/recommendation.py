@@ -1,0 +1,107 @@
+"""`--experiment=recommendation`: train DVBPR, evaluate it, export it.
+
+Writes into the work dir: `config.json`, `results.json`, `checkpoints/` (latest and best),
+`logs/` (TensorBoard scalars and the embedding projector), `export/dvbpr/` (SavedModel).
+"""
+
+from __future__ import annotations
+
+import time
+
+from absl import logging
+import numpy as np
+
+from dvbpr_tf import config as config_lib
+from dvbpr_tf import dvbpr_task
+from dvbpr_tf import export as export_lib
+from dvbpr_tf import projector
+from dvbpr_tf import trainer as trainer_lib
+from experiments import common
+
+METRIC_KEYS = ("auc_valid", "auc_valid_cold", "auc_valid_sampled100",
+               "auc_test", "auc_test_cold", "auc_test_sampled100")
+
+
+def run(spec: common.RunSpec, config: config_lib.DvbprConfig) -> dict:
+  started = time.time()
+  run_config = {"run": spec.__dict__, "model": "dvbpr", "dvbpr": config_lib.as_dict(config)}
+  common.check_same_run(spec.work, run_config)
+  catalog = common.load_catalog(spec)
+  work = spec.work.make()
+  work.write_config(run_config)
+  task = dvbpr_task.DvbprTask(catalog, config)
+  loop = trainer_lib.LoopConfig(
+      epochs=config.train.epochs,
+      steps_per_epoch=dvbpr_task.steps_per_epoch(catalog, config),
+      steps_per_loop=config.train.steps_per_loop,
+      checkpoint_every_steps=config.train.checkpoint_every_steps,
+      run_eagerly=config.train.run_eagerly)
+  logging.info("DVBPR: %d parameters in the tower, %d users x K=%d; %d epochs of %d steps",
+               task.model.tower.count_params(), catalog.num_users,
+               config.tower.embedding_dim, loop.epochs, loop.steps_per_epoch)
+  trainer = trainer_lib.Trainer(task, loop, work)
+  summary = trainer.run()
+  best = trainer.restore_best() or summary["best"]
+
+  # The best checkpoint's model: embeddings for the projector and the export.
+  item_vectors = task.item_vectors()
+  rng = np.random.default_rng(spec.seed)
+  shown = np.sort(rng.choice(catalog.num_items,
+                             min(config.train.projector_items, catalog.num_items),
+                             replace=False))
+  projector.write_projector(
+      work.logs, item_vectors, shown,
+      [catalog.category_names[c] for c in catalog.item_category], catalog.source_ids,
+      catalog.jpegs)
+  train_users, train_items = catalog.interactions("train")
+  export_path = export_lib.export_dvbpr(task.model, item_vectors, train_users, train_items,
+                                        catalog.source_ids, work.export("dvbpr"))
+
+  results = common.results_header(spec, catalog)
+  results.update({
+      "model": "dvbpr",
+      "config": config_lib.as_dict(config),
+      **{k: best.get(k) for k in METRIC_KEYS},
+      "num_users_test_cold": best.get("num_users_test_cold"),
+      "best_epoch": best.get("epoch"),
+      "epochs": loop.epochs,
+      "steps": summary["steps"],
+      "learning_curve": [{k: h.get(k) for k in ("epoch", "step", *METRIC_KEYS)}
+                         for h in summary["history"]],
+      "train_pairs_per_second": summary["train_rate_median"],
+      "wall_time_seconds": time.time() - started,
+      "export": str(export_path),
+      "tensorboard_logdir": str(work.logs),
+      "cold_definition": ("users whose test item has fewer than 5 training observations; "
+                          "negatives restricted to items with fewer than 5"),
+      **common.oracle_fields(catalog),
+  })
+  work.write_results(results)
+  _print_summary(results, work)
+  return results
+
+
+def _print_summary(results: dict, work) -> None:
+  def fmt(value):
+    return "   n/a" if value is None else f"{value:.4f}"
+  rows = [f"  {'':28s} {'all items':>10s} {'cold items':>11s}",
+          f"  {'DVBPR exact AUC (test)':28s} {fmt(results['auc_test']):>10s} "
+          f"{fmt(results['auc_test_cold']):>11s}",
+          f"  {'DVBPR sampled-100 AUC (test)':28s} {fmt(results['auc_test_sampled100']):>10s}"]
+  if "oracle_auc_test" in results:
+    rows.append(f"  {'planted model (oracle)':28s} {fmt(results['oracle_auc_test']):>10s} "
+                f"{fmt(results['oracle_auc_test_cold']):>11s}")
+    for key, oracle in (("auc_test", "oracle_auc_test"),
+                        ("auc_test_cold", "oracle_auc_test_cold")):
+      if results.get(key) is not None and results[oracle] > 0.5:
+        results[f"{key}_share_of_oracle_lift"] = (results[key] - 0.5) / (results[oracle] - 0.5)
+    rows.append(f"  {'share of the oracle lift':28s} "
+                f"{fmt(results.get('auc_test_share_of_oracle_lift')):>10s} "
+                f"{fmt(results.get('auc_test_cold_share_of_oracle_lift')):>11s}")
+  rows.append(f"  {'random':28s} {0.5:>10.4f} {0.5:>11.4f}")
+  rows.append(f"  best epoch {results['best_epoch']} of {results['epochs']} (by validation AUC);"
+              f" {results['train_pairs_per_second'] or 0:.0f} training pairs/s")
+  common.print_block(f"DVBPR on {results['dataset']} ({results['preset']} preset)", rows)
+  print(f"Results:     {work.results_path}\nExport:      {results['export']}\n"
+        f"TensorBoard: tensorboard --logdir {results['tensorboard_logdir']}", flush=True)
+  work.write_results(results)

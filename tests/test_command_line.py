@@ -1,0 +1,66 @@
+"""The command line end to end: the smoke run, and one-line errors for bad flags."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, SHOPPERS_DUMMY_DATA
+
+
+def _main(*args, timeout=300):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  return subprocess.run([sys.executable, "-m", "experiments.main", *args], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=timeout)
+
+
+def test_recommendation_smoke_run(tiny_data_dir, tmp_path):
+  work = tmp_path / "run"
+  done = _main("--experiment=recommendation", "--preset=smoke", f"--workdir={work}",
+               f"--data_dir={tiny_data_dir}", f"--manual_dir={SHOPPERS_DUMMY_DATA}")
+  assert done.returncode == 0, done.stderr[-3000:]
+  results = json.loads((work / "results.json").read_text())
+  for key in ("experiment", "dataset", "preset", "config", "dataset_statistics", "auc_valid",
+              "auc_test", "auc_test_cold", "auc_test_sampled100", "auc_valid_cold",
+              "auc_valid_sampled100", "best_epoch", "wall_time_seconds",
+              "train_pairs_per_second", "oracle_auc_test", "oracle_auc_test_cold"):
+    assert key in results, key
+  assert results["dataset"] == "fashion_mnist_shoppers/tiny"
+  assert 0.0 <= results["auc_test"] <= 1.0
+  assert (work / "config.json").exists()
+  assert (work / "export" / "dvbpr" / "saved_model.pb").exists()
+  projector = work / "logs" / "projector"
+  for name in ("sprite.png", "metadata.tsv", "projector_config.pbtxt"):
+    assert (projector / name).exists(), name
+  assert "DVBPR exact AUC (test)" in done.stdout
+
+  # The same command again resumes the finished run: same figures, no retraining.
+  again = _main("--experiment=recommendation", "--preset=smoke", f"--workdir={work}",
+                f"--data_dir={tiny_data_dir}", f"--manual_dir={SHOPPERS_DUMMY_DATA}")
+  assert again.returncode == 0, again.stderr[-3000:]
+  rerun = json.loads((work / "results.json").read_text())
+  assert rerun["auc_test"] == results["auc_test"]
+  assert rerun["steps"] == results["steps"]
+  # Another configuration in the same work dir is refused, and nothing is touched.
+  other = _main("--experiment=recommendation", "--preset=smoke", f"--workdir={work}",
+                f"--data_dir={tiny_data_dir}", "--embedding_dim=12")
+  assert other.returncode != 0
+  assert "holds a run with another configuration" in other.stderr
+  assert json.loads((work / "results.json").read_text()) == rerun
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--dataset=no_such_data"], "unknown dataset 'no_such_data'"),
+    (["--embedding_dim=0"], "--embedding_dim (K) must be at least 1"),
+    (["--batch_size=-4"], "must be positive"),
+])
+def test_bad_flags_give_one_line_and_write_nothing(tmp_path, flags, message):
+  work = tmp_path / "run"
+  done = _main("--experiment=recommendation", "--preset=smoke", f"--workdir={work}",
+               f"--data_dir={tmp_path / 'data'}", *flags, timeout=120)
+  assert done.returncode != 0
+  assert message in done.stderr
+  assert "Traceback" not in done.stderr
+  assert not work.exists()
