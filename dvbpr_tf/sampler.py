@@ -53,7 +53,9 @@ class TripletSampler(tf.Module):
     return tf.equal(tf.gather(self._keys, index), query)
 
   def sample(self, batch_index: tf.Tensor, batch_size: int) -> dict[str, tf.Tensor]:
-    """Batch number `batch_index`: dict of int64 [batch_size] `user`, `pos`, `neg`."""
+    """Batch number `batch_index`: dict of int64 [batch_size] `user`, `pos`, `neg`, and
+    `batch` (the batch index, repeated: models that draw more random numbers per batch key
+    them on it, so that a resumed run draws the same)."""
     key = tf.random.experimental.stateless_fold_in(
         tf.constant([self.seed, 0x5EED], tf.int64), tf.cast(batch_index, tf.int64))
     k_user, k_pos, k_neg = tf.unstack(
@@ -91,7 +93,8 @@ class TripletSampler(tf.Module):
         tf.logical_not(tf.reduce_any(self.contains(user, neg))),
         ["a negative could not be drawn outside the user's training items"])]):
       neg = tf.identity(neg)
-    return {"user": user, "pos": pos, "neg": neg}
+    batch = tf.fill(shape, tf.cast(batch_index, tf.int64))
+    return {"user": user, "pos": pos, "neg": neg, "batch": batch}
 
   def dataset(self, batch_size: int, start: int | None = None) -> tf.data.Dataset:
     """An endless dataset of index batches, from batch `start` (default: `position`)."""
