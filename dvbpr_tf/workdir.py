@@ -42,6 +42,10 @@ def _jsonable(value: Any):
   return value
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
   """Writes `data` to `path` through a temporary file and a rename."""
   path = pathlib.Path(path)
@@ -52,6 +56,7 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
       f.write(data)
       f.flush()
       os.fsync(f.fileno())
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual mode.
     os.replace(tmp, path)
   except BaseException:
     pathlib.Path(tmp).unlink(missing_ok=True)

@@ -4,7 +4,9 @@ Flags are read here and nowhere else; they become a `RunSpec` and config objects
 library takes. Experiments:
 
   dataset          build a dataset (if needed) and print its statistics (and oracle AUC)
-  recommendation   train DVBPR, evaluate it (exact and sampled AUC), export a SavedModel
+  recommendation   train DVBPR (or --model=<baseline>), evaluate it (exact and sampled AUC),
+                   export a SavedModel (DVBPR)
+  table3           the paper's Table III: every method, grid-searched, one table
   demo             the main job on the embedded dataset (what `make demo` runs)
 """
 
@@ -19,7 +21,8 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 from absl import logging
 
-EXPERIMENTS = ("dataset", "recommendation", "demo")
+EXPERIMENTS = ("dataset", "recommendation", "table3", "demo")
+MODELS = ("dvbpr", "rand", "poprank", "warp", "bpr_mf", "visrank", "fm", "vbpr")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("experiment", "demo", EXPERIMENTS, "What to run.")
@@ -33,7 +36,8 @@ flags.DEFINE_enum("preset", "demo", ["smoke", "demo", "paper", "authors"],
                   "smoke: seconds, for tests; demo: minutes on a CPU; paper: the authors' "
                   "settings with the paper's K=50 (for a GPU); authors: the authors' code "
                   "exactly (K=100).")
-flags.DEFINE_string("workdir", None, "Where the run writes everything (default: runs/<experiment>).")
+flags.DEFINE_string("workdir", None, "Where the run writes everything (default: "
+                    "runs/<experiment>, runs/recommendation_<model> for a baseline).")
 flags.DEFINE_string("data_dir", None,
                     "Where TFDS keeps built datasets (default: $TFDS_DATA_DIR or "
                     "~/tensorflow_datasets).")
@@ -41,6 +45,16 @@ flags.DEFINE_string("manual_dir", None,
                     "Where your downloaded source files are (default: "
                     "<data_dir>/downloads/manual).")
 flags.DEFINE_integer("seed", 0, "Random seed of the run (sampler, shuffling, evaluation).")
+
+flags.DEFINE_enum("model", "dvbpr", MODELS,
+                  "With --experiment=recommendation: which recommender to train.")
+flags.DEFINE_string("features", None,
+                    "Pre-trained item features of VisRank, FM and VBPR: category_cnn (a CNN "
+                    "trained on the dataset's images to predict the category; the default), "
+                    "file:<path> (.npy aligned to item ids, .npz with source_ids, or the VBPR "
+                    "binary format), keras:<Application>:<weights file>[:layer].")
+flags.DEFINE_float("reg", None, "With --model=<baseline>: the regulariser (default: the "
+                   "middle of the preset's grid).")
 
 # Overrides of the preset, one per hyper-parameter (unset: the preset's value).
 OVERRIDES = {  # flag -> (dotted config field, type, help)
@@ -74,7 +88,8 @@ def _spec():
       experiment=FLAGS.experiment,
       dataset=FLAGS.dataset or common.default_dataset(FLAGS.preset),
       preset=FLAGS.preset,
-      workdir=FLAGS.workdir or os.path.join("runs", FLAGS.experiment),
+      workdir=FLAGS.workdir or os.path.join(
+          "runs", FLAGS.experiment + (f"_{FLAGS.model}" if FLAGS.model != "dvbpr" else "")),
       data_dir=FLAGS.data_dir,
       manual_dir=FLAGS.manual_dir,
       seed=FLAGS.seed,
@@ -92,6 +107,18 @@ def _dvbpr_config(seed: int):
   return config_lib.override(config_lib.dvbpr_preset(FLAGS.preset), changes)
 
 
+def _baseline_config():
+  from dvbpr_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  changes = {}
+  if FLAGS.features:
+    changes["features"] = FLAGS.features
+  for flag, field in (("batch_size", "batch_size"), ("learning_rate", "learning_rate"),
+                      ("epochs", "epochs"), ("steps_per_epoch", "steps_per_epoch")):
+    if getattr(FLAGS, flag) is not None:
+      changes[field] = getattr(FLAGS, flag)
+  return config_lib.override(config_lib.baseline_preset(FLAGS.preset), changes)
+
+
 def main(argv) -> int:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -103,6 +130,15 @@ def main(argv) -> int:
     if spec.experiment == "dataset":
       from experiments import dataset  # pylint: disable=g-import-not-at-top
       dataset.run(spec)
+    elif spec.experiment == "table3":
+      from experiments import table3  # pylint: disable=g-import-not-at-top
+      table3.run(spec, _baseline_config(), _dvbpr_config(spec.seed))
+    elif spec.experiment == "recommendation" and FLAGS.model != "dvbpr":
+      from experiments import recommendation  # pylint: disable=g-import-not-at-top
+      baseline = _baseline_config()
+      dim = FLAGS.embedding_dim or baseline.dims[len(baseline.dims) // 2]
+      reg = FLAGS.reg if FLAGS.reg is not None else baseline.regs[len(baseline.regs) // 2]
+      recommendation.run_baseline(spec, FLAGS.model, baseline, dim, reg)
     elif spec.experiment in ("recommendation", "demo"):
       from experiments import recommendation  # pylint: disable=g-import-not-at-top
       recommendation.run(spec, _dvbpr_config(spec.seed))

@@ -22,11 +22,12 @@ METRIC_KEYS = ("auc_valid", "auc_valid_cold", "auc_valid_sampled100",
                "auc_test", "auc_test_cold", "auc_test_sampled100")
 
 
-def run(spec: common.RunSpec, config: config_lib.DvbprConfig) -> dict:
+def run(spec: common.RunSpec, config: config_lib.DvbprConfig, catalog=None) -> dict:
+  """Trains DVBPR (resuming from the work dir), exports it, writes results.json."""
   started = time.time()
   run_config = {"run": spec.__dict__, "model": "dvbpr", "dvbpr": config_lib.as_dict(config)}
   common.check_same_run(spec.work, run_config)
-  catalog = common.load_catalog(spec)
+  catalog = catalog or common.load_catalog(spec)
   work = spec.work.make()
   work.write_config(run_config)
   task = dvbpr_task.DvbprTask(catalog, config)
@@ -105,3 +106,41 @@ def _print_summary(results: dict, work) -> None:
   print(f"Results:     {work.results_path}\nExport:      {results['export']}\n"
         f"TensorBoard: tensorboard --logdir {results['tensorboard_logdir']}", flush=True)
   work.write_results(results)
+
+
+def run_baseline(spec: common.RunSpec, method: str, baseline: config_lib.BaselineConfig,
+                 dim: int, reg: float) -> dict:
+  """`--model=<baseline>`: one baseline at one setting (no grid), evaluated as DVBPR."""
+  from dvbpr_tf import features as features_lib  # pylint: disable=g-import-not-at-top
+  from dvbpr_tf import recommenders  # pylint: disable=g-import-not-at-top
+  from experiments import table3  # pylint: disable=g-import-not-at-top
+  started = time.time()
+  run_config = {"run": spec.__dict__, "model": method,
+                "baselines": config_lib.as_dict(baseline), "K": dim, "reg": reg}
+  common.check_same_run(spec.work, run_config)
+  catalog = common.load_catalog(spec)
+  work = spec.work.make()
+  work.write_config(run_config)
+  item_features, info = None, {}
+  if method in recommenders.NEEDS_FEATURES:
+    source = features_lib.feature_source_from_name(baseline.features)
+    item_features, info = features_lib.load_features(catalog, source)
+    info = {"source": source.key, "description": source.describe(), **info}
+  if method in recommenders.SCORERS:
+    scorer = recommenders.build_scorer(method, catalog, item_features, seed=spec.seed)
+    record = recommenders.evaluator_for(catalog, spec.seed).evaluate_scores(scorer.score_rows)
+  else:
+    record = table3.train_pairwise(method, catalog, item_features, baseline, dim, reg, work,
+                                   spec.seed)
+  results = common.results_header(spec, catalog)
+  results.update({"model": method, "params": {"K": dim, "reg": reg}, "features": info,
+                  **{k: record.get(k) for k in METRIC_KEYS},
+                  "num_users_test_cold": record.get("num_users_test_cold"),
+                  "wall_time_seconds": time.time() - started,
+                  **common.oracle_fields(catalog)})
+  work.write_results(results)
+  rows = [f"  {'exact AUC (test)':28s} all {results['auc_test']:.4f}  cold "
+          f"{results['auc_test_cold']:.4f}"]
+  common.print_block(f"{method} on {catalog.name}", rows)
+  print(f"Results: {work.results_path}", flush=True)
+  return results
