@@ -113,6 +113,54 @@ def export_dvbpr(model: dvbpr.Dvbpr, item_vectors: np.ndarray, train_users: np.n
   archive.add_endpoint("recommend", recommend,
                        [tf.TensorSpec([None], tf.int64, name="user_ids"),
                         tf.TensorSpec([], tf.int32, name="k")])
+  return _write_archive(archive, path)
+
+
+def export_gan(generator, discriminator, num_categories: int, z_dim: int,
+               path: str | os.PathLike) -> pathlib.Path:
+  """Writes the GAN as a SavedModel with two signatures:
+
+  - `generate(z, category)`: float32 [N, z_dim], int64 [N] -> `images` float32 [N, S, S, 3]
+    in [-1, 1] and `images_uint8` uint8 [N, S, S, 3];
+  - `discriminate(images, category)`: uint8 [N, S, S, 3], int64 [N] -> float32 [N], D's
+    score (LSGAN: near 1 for real-looking images, near 0 for fakes).
+  Category ids outside [0, num_categories) fail with an InvalidArgumentError that says so.
+  """
+
+  def check(category):
+    message = f"category out of range: valid categories are 0..{num_categories - 1}"
+    return [tf.debugging.assert_non_negative(category, message=message),
+            tf.debugging.assert_less(category, tf.constant(num_categories, tf.int64),
+                                     message=message)]
+
+  def generate(z, category):
+    with tf.control_dependencies(check(category)):
+      labels = tf.one_hot(category, num_categories)
+    images = generator(z, labels, training=False)
+    as_uint8 = tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0, 255), tf.uint8)
+    return {"images": images, "images_uint8": as_uint8}
+
+  def discriminate(images, category):
+    with tf.control_dependencies(check(category)):
+      labels = tf.one_hot(category, num_categories)
+    scores = discriminator(input_pipeline.scale_images(images), labels, training=False)
+    return tf.reshape(scores, [-1])
+
+  archive = keras.export.ExportArchive()
+  archive.track(generator)
+  archive.track(discriminator)
+  archive.add_endpoint("generate", generate,
+                       [tf.TensorSpec([None, z_dim], tf.float32, name="z"),
+                        tf.TensorSpec([None], tf.int64, name="category")])
+  size = generator.config.image_size
+  archive.add_endpoint("discriminate", discriminate,
+                       [tf.TensorSpec([None, size, size, 3], tf.uint8, name="images"),
+                        tf.TensorSpec([None], tf.int64, name="category")])
+  return _write_archive(archive, pathlib.Path(path))
+
+
+def _write_archive(archive, path: pathlib.Path) -> pathlib.Path:
+  """Writes through a temporary folder renamed into place (a killed write leaves nothing)."""
   path.parent.mkdir(parents=True, exist_ok=True)
   staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
   try:

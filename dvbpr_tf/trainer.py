@@ -77,6 +77,7 @@ class Task(Protocol):
   def train_step(self, batch) -> Mapping[str, tf.Tensor]: ...
   def evaluate(self) -> Mapping[str, float]: ...
   def learning_rate(self) -> float: ...
+  # Optional: `write_summaries(step)`, called inside the summary writer at every checkpoint.
 
 
 class Trainer:
@@ -97,6 +98,7 @@ class Trainer:
     self.history: list[dict] = []
     self._buffer: list[tuple[int, str, float]] = []
     self._writer = None
+    self.last_metrics: dict[str, float] = {}  # Means over the last compiled loop.
 
   # --- state -----------------------------------------------------------------------------
 
@@ -163,6 +165,7 @@ class Trainer:
       means = {k: float(v) for k, v in loop(iterator, tf.constant(num, tf.int64)).items()}
       elapsed = time.time() - tick
       step = int(self.step.numpy())
+      self.last_metrics = means
       loss = means[self.task.metric_names[0]]
       if not math.isfinite(loss):
         raise TrainingDivergedError(
@@ -188,6 +191,7 @@ class Trainer:
         "best": self.best_record(),
         "steps": int(self.step.numpy()),
         "train_rate_median": float(np.median(rates)) if rates else None,
+        "last_metrics": self.last_metrics,
         "train_rate_unit": f"{self.task.example_unit}/s",
         "train_seconds_this_session": time.time() - started,
     }
@@ -220,6 +224,9 @@ class Trainer:
     with self._writer.as_default():
       for s, name, value in self._buffer:
         tf.summary.scalar(name, value, step=s)
+      write_summaries = getattr(self.task, "write_summaries", None)
+      if write_summaries is not None:  # e.g. the GAN's sample grids, at checkpoint steps.
+        write_summaries(step)
     self._writer.flush()
     self._buffer.clear()
 

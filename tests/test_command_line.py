@@ -64,3 +64,36 @@ def test_bad_flags_give_one_line_and_write_nothing(tmp_path, flags, message):
   assert message in done.stderr
   assert "Traceback" not in done.stderr
   assert not work.exists()
+
+
+def test_table3_smoke_run_and_resume(tiny_data_dir, tmp_path):
+  work = tmp_path / "table3"
+  flags = ["--experiment=table3", "--preset=smoke", f"--workdir={work}",
+           f"--data_dir={tiny_data_dir}", f"--manual_dir={SHOPPERS_DUMMY_DATA}"]
+  done = _main(*flags)
+  assert done.returncode == 0, done.stderr[-3000:]
+  results = json.loads((work / "results.json").read_text())
+  for method in ("rand", "poprank", "warp", "bpr_mf", "visrank", "fm", "vbpr", "dvbpr"):
+    for key in ("auc_valid", "auc_test", "auc_test_cold", "auc_test_sampled100", "oracle"):
+      assert key in results[method], (method, key)
+  assert results["bpr_mf"]["params"] == {"K": 10, "reg": 0.01}
+  assert results["features"]["source"] == "category_cnn"
+  table = (work / "table3.md").read_text()
+  assert "| All Items |" in table and "| Cold Items |" in table and "oracle" in table
+  assert (work / "table3.csv").read_text().startswith("metric,setting,rand,poprank")
+  # A rerun keeps the methods already done instead of training them again.
+  again = _main(*flags)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert "already done" in again.stderr
+  assert json.loads((work / "results.json").read_text())["vbpr"] == results["vbpr"]
+
+
+def test_single_baseline_run(tiny_data_dir, tmp_path):
+  work = tmp_path / "bpr"
+  done = _main("--experiment=recommendation", "--model=bpr_mf", "--preset=smoke",
+               f"--workdir={work}", f"--data_dir={tiny_data_dir}", "--reg=0.1",
+               "--embedding_dim=8")
+  assert done.returncode == 0, done.stderr[-3000:]
+  results = json.loads((work / "results.json").read_text())
+  assert results["model"] == "bpr_mf" and results["params"] == {"K": 8, "reg": 0.1}
+  assert 0.0 <= results["auc_test"] <= 1.0
