@@ -58,13 +58,16 @@ class CnnF(keras.Model):
   def __init__(self, config: TowerConfig = TowerConfig(), **kwargs):
     super().__init__(**kwargs)
     self.config = config
-    self.convs, self.pools = [], []
+    convs, pools = [], []
     for name, filters, kernel, stride, pool in CONV_LAYERS:
-      self.convs.append(keras.layers.Conv2D(
+      convs.append(keras.layers.Conv2D(
           config.width(filters), kernel, strides=stride, padding="same", activation="relu",
           kernel_initializer="glorot_uniform", bias_initializer="zeros", name=name))
-      self.pools.append(keras.layers.MaxPooling2D(2, 2, padding="same", name=f"{name}_pool")
-                        if pool else None)
+      pools.append(keras.layers.MaxPooling2D(2, 2, padding="same", name=f"{name}_pool")
+                   if pool else None)
+    # Tuples, not lists: tf.train.Checkpoint does not follow layers a Keras 3 model keeps in
+    # a Python list, and would silently leave the conv weights out of every checkpoint.
+    self.convs, self.pools = tuple(convs), tuple(pools)
     self.flatten = keras.layers.Flatten()
     self.fc6 = keras.layers.Dense(config.width(FC_UNITS), activation="relu", name="fc6",
                                   kernel_initializer="glorot_uniform")

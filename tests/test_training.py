@@ -44,15 +44,26 @@ def test_resume_continues_step_optimizer_and_sampler(tiny_catalog, tmp_path):
   assert int(second.optimizer.iterations.numpy()) == 8
   assert int(second.sampler.position.numpy()) == 8
   assert [h["epoch"] for h in resumed["history"]] == [1, 2]
-  # Same batches, same updates: the resumed run ends where the uninterrupted one does.
-  np.testing.assert_allclose(second.model.theta.numpy(), straight.model.theta.numpy(),
-                             rtol=1e-4, atol=1e-6)
+  # Same batches, same updates: the resumed run ends where the uninterrupted one does, in
+  # every weight (a weight left out of the checkpoint would restart from its initial value).
+  assert len(second.model.weights) == len(straight.model.weights)
+  for resumed_weight, straight_weight in zip(second.model.weights, straight.model.weights):
+    np.testing.assert_allclose(resumed_weight.numpy(), straight_weight.numpy(), rtol=1e-4,
+                               atol=1e-6, err_msg=resumed_weight.path)
   # Every logged step appears once, none missing.
   assert _logged_steps(tmp_path / "resumed" / "logs" / "train") == [2, 4, 6, 8]
   assert _logged_steps(tmp_path / "resumed" / "logs" / "train", "eval/auc_valid") == [4, 8]
   history = json.loads((tmp_path / "resumed" / "checkpoints" / "history.json").read_text())
   assert [h["step"] for h in history] == [4, 8]
   assert trainer.restore_best()["epoch"] in (1, 2)
+
+
+def test_checkpoint_holds_every_weight(tiny_catalog, tmp_path):
+  task = dvbpr_task.DvbprTask(tiny_catalog, config_lib.dvbpr_preset("smoke"))
+  path = tf.train.Checkpoint(model=task.model).write(str(tmp_path / "ckpt"))
+  saved = [name for name, _ in tf.train.list_variables(path) if "OPTIMIZER" not in name
+           and name != "_CHECKPOINTABLE_OBJECT_GRAPH"]
+  assert len(saved) == len(task.model.weights), saved
 
 
 def test_divergence_stops_with_the_step_named(tiny_catalog, tmp_path):
