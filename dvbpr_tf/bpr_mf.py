@@ -97,7 +97,23 @@ class MfConfig:
     check_reg("reg", self.reg)
 
 
-class BprMf(keras.Model):
+class BprModel(keras.Model):
+  """A model trained by summed BPR plus its own regulariser: subclasses define
+  `score(users, items)` (aligned pairs) and `regularization(users, pos, neg)`."""
+
+  metric_names = ("loss", "bpr", "regularization")
+
+  def loss_terms(self, batch, training: bool = False) -> dict[str, tf.Tensor]:
+    """The BPR loss of a batch dict of int64 [B] `user`, `pos`, `neg` (see the module
+    docstring): dict of `loss`, `bpr`, `regularization`."""
+    del training  # No dropout.
+    users, pos, neg = batch["user"], batch["pos"], batch["neg"]
+    bpr = losses.bpr_loss(self.score(users, pos), self.score(users, neg))
+    reg = self.regularization(users, pos, neg)
+    return {"loss": bpr + reg, "bpr": bpr, "regularization": reg}
+
+
+class BprMf(BprModel):
   """x_ui = beta_i + gamma_u . gamma_i (eq. 1 without the terms that cancel), BPR-trained.
 
   Args:
@@ -105,8 +121,6 @@ class BprMf(keras.Model):
     config: K and lambda.
     seed: seeds the initial values.
   """
-
-  metric_names = ("loss", "bpr", "regularization")
 
   def __init__(self, num_users: int, num_items: int, config: MfConfig = MfConfig(),
                seed: int = 0, **kwargs):
@@ -148,11 +162,3 @@ class BprMf(keras.Model):
     return self.config.reg * (losses.l2_loss(tf.gather(self.gamma_user, users))
                               + self.item_rows_l2(pos) + self.item_rows_l2(neg))
 
-  def loss_terms(self, batch, training: bool = False) -> dict[str, tf.Tensor]:
-    """The BPR loss of a batch dict of int64 [B] `user`, `pos`, `neg` (see the module
-    docstring): dict of `loss`, `bpr`, `regularization`."""
-    del training  # No dropout.
-    users, pos, neg = batch["user"], batch["pos"], batch["neg"]
-    bpr = losses.bpr_loss(self.score(users, pos), self.score(users, neg))
-    reg = self.regularization(users, pos, neg)
-    return {"loss": bpr + reg, "bpr": bpr, "regularization": reg}

@@ -52,7 +52,7 @@ class FmConfig:
     bpr_mf.check_reg("reg", self.reg)
 
 
-class FactorizationMachine(keras.Model):
+class FactorizationMachine(bpr_mf.BprModel):
   """x_ui = w_i + w_f . f_i + v_u . (v_i + V^T f_i), BPR-trained.
 
   Args:
@@ -61,8 +61,6 @@ class FactorizationMachine(keras.Model):
     config: K and lambda.
     seed: seeds the initial values.
   """
-
-  metric_names = ("loss", "bpr", "regularization")
 
   def __init__(self, num_users: int, features: np.ndarray, config: FmConfig = FmConfig(),
                seed: int = 0, **kwargs):
@@ -114,11 +112,3 @@ class FactorizationMachine(keras.Model):
             tf.gather(self.w_item, neg), self.v_feature, self.w_feature]
     return self.config.reg * tf.add_n([losses.l2_loss(t) for t in rows])
 
-  def loss_terms(self, batch, training: bool = False) -> dict[str, tf.Tensor]:
-    """The BPR loss of a batch dict of int64 [B] `user`, `pos`, `neg` (see the module
-    docstring): dict of `loss`, `bpr`, `regularization`."""
-    del training  # No dropout.
-    users, pos, neg = batch["user"], batch["pos"], batch["neg"]
-    bpr = losses.bpr_loss(self.score(users, pos), self.score(users, neg))
-    reg = self.regularization(users, pos, neg)
-    return {"loss": bpr + reg, "bpr": bpr, "regularization": reg}

@@ -48,3 +48,35 @@ def dvbpr_loss(x_ui: tf.Tensor, x_uj: tf.Tensor, kernels: Sequence[tf.Tensor],
   theta = theta_decay * l2_loss(theta_batch)
   return {"loss": bpr + weights + theta, "bpr": bpr, "weight_decay": weights,
           "theta_decay": theta}
+
+
+def lsgan_discriminator_loss(d_real: tf.Tensor, d_fake: tf.Tensor) -> tf.Tensor:
+  """The conditional LSGAN's discriminator loss (eq. 7; Mao et al., ICCV 2017), as the
+  authors' code minimises it:
+
+      L_real(x, c) = (D(x, c) - 1)^2,   L_fake(x, c) = D(x, c)^2                  (eq. 7)
+      L_D = ( mean_batch L_real(x, c) + mean_batch L_fake(G(z, c), c) ) / 2
+
+  Args:
+    d_real: D's raw scores (no sigmoid) on real images, any shape (e.g. [B, 1]).
+    d_fake: D's raw scores on generated images, any shape.
+
+  Returns:
+    The scalar loss (each mean over its own tensor, so the two batches may differ in size).
+  """
+  return 0.5 * (tf.reduce_mean(tf.square(d_real - 1.0)) + tf.reduce_mean(tf.square(d_fake)))
+
+
+def lsgan_generator_loss(d_fake: tf.Tensor) -> tf.Tensor:
+  """The conditional LSGAN's generator loss (eq. 7's L_real applied to fakes; Mao et al.,
+  ICCV 2017), as the authors' code minimises it:
+
+      L_G = mean_batch (D(G(z, c), c) - 1)^2                                      (eq. 7)
+
+  Args:
+    d_fake: D's raw scores (no sigmoid) on generated images, any shape.
+
+  Returns:
+    The scalar loss.
+  """
+  return tf.reduce_mean(tf.square(d_fake - 1.0))

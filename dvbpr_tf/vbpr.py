@@ -57,7 +57,7 @@ class VbprConfig:
     bpr_mf.check_reg("reg_E", self.reg_E)
 
 
-class Vbpr(keras.Model):
+class Vbpr(bpr_mf.BprModel):
   """x_ui = beta_i + gamma_u . gamma_i + theta_u . (E f_i) (eq. 2), BPR-trained.
 
   Args:
@@ -66,8 +66,6 @@ class Vbpr(keras.Model):
     config: K, K', lambda, lambda_E.
     seed: seeds the initial values.
   """
-
-  metric_names = ("loss", "bpr", "regularization")
 
   def __init__(self, num_users: int, features: np.ndarray, config: VbprConfig = VbprConfig(),
                seed: int = 0, **kwargs):
@@ -122,11 +120,3 @@ class Vbpr(keras.Model):
     return (self.config.reg * tf.add_n([losses.l2_loss(t) for t in rows])
             + self.config.reg_E * losses.l2_loss(self.embedding))
 
-  def loss_terms(self, batch, training: bool = False) -> dict[str, tf.Tensor]:
-    """The BPR loss of a batch dict of int64 [B] `user`, `pos`, `neg` (see the module
-    docstring): dict of `loss`, `bpr`, `regularization`."""
-    del training  # No dropout.
-    users, pos, neg = batch["user"], batch["pos"], batch["neg"]
-    bpr = losses.bpr_loss(self.score(users, pos), self.score(users, neg))
-    reg = self.regularization(users, pos, neg)
-    return {"loss": bpr + reg, "bpr": bpr, "regularization": reg}

@@ -7,6 +7,7 @@ library takes. Experiments:
   recommendation   train DVBPR (or --model=<baseline>), evaluate it (exact and sampled AUC),
                    export a SavedModel (DVBPR)
   table3           the paper's Table III: every method, grid-searched, one table
+  gan              train the category-conditional LSGAN, sample grids, nearest neighbours
   demo             the main job on the embedded dataset (what `make demo` runs)
 """
 
@@ -21,7 +22,7 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 from absl import logging
 
-EXPERIMENTS = ("dataset", "recommendation", "table3", "demo")
+EXPERIMENTS = ("dataset", "recommendation", "table3", "gan", "demo")
 MODELS = ("dvbpr", "rand", "poprank", "warp", "bpr_mf", "visrank", "fm", "vbpr")
 
 FLAGS = flags.FLAGS
@@ -107,6 +108,30 @@ def _dvbpr_config(seed: int):
   return config_lib.override(config_lib.dvbpr_preset(FLAGS.preset), changes)
 
 
+flags.DEFINE_integer("z_dim", None, "GAN: size of the latent z (authors 256, paper 100).")
+flags.DEFINE_integer("sample_every_steps", None,
+                     "GAN: steps between checkpoints with a sample grid in TensorBoard.")
+
+# GAN overrides: flag -> field of gan_task.GanTrainConfig ("network." for the networks).
+GAN_OVERRIDES = {
+    "image_size": "network.image_size", "width_multiplier": "network.width_multiplier",
+    "z_dim": "network.z_dim", "batch_size": "batch_size", "learning_rate": "learning_rate",
+    "epochs": "epochs", "steps_per_epoch": "steps_per_epoch",
+    "steps_per_loop": "steps_per_loop", "sample_every_steps": "sample_every_steps",
+    "cache_decoded": "cache_decoded",
+}
+
+
+def _gan_config(seed: int):
+  from dvbpr_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  from dvbpr_tf import gan_task  # pylint: disable=g-import-not-at-top
+  changes = {"seed": seed}
+  for flag, field in GAN_OVERRIDES.items():
+    if getattr(FLAGS, flag) is not None:
+      changes[field] = getattr(FLAGS, flag)
+  return config_lib.override(gan_task.gan_preset(FLAGS.preset), changes)
+
+
 def _baseline_config():
   from dvbpr_tf import config as config_lib  # pylint: disable=g-import-not-at-top
   changes = {}
@@ -130,6 +155,9 @@ def main(argv) -> int:
     if spec.experiment == "dataset":
       from experiments import dataset  # pylint: disable=g-import-not-at-top
       dataset.run(spec)
+    elif spec.experiment == "gan":
+      from experiments import gan  # pylint: disable=g-import-not-at-top
+      gan.run(spec, _gan_config(spec.seed))
     elif spec.experiment == "table3":
       from experiments import table3  # pylint: disable=g-import-not-at-top
       table3.run(spec, _baseline_config(), _dvbpr_config(spec.seed))

@@ -97,3 +97,16 @@ def test_single_baseline_run(tiny_data_dir, tmp_path):
   results = json.loads((work / "results.json").read_text())
   assert results["model"] == "bpr_mf" and results["params"] == {"K": 8, "reg": 0.1}
   assert 0.0 <= results["auc_test"] <= 1.0
+
+
+def test_gan_smoke_run(tiny_data_dir, tmp_path):
+  work = tmp_path / "gan"
+  done = _main("--experiment=gan", "--preset=smoke", f"--workdir={work}",
+               f"--data_dir={tiny_data_dir}")
+  assert done.returncode == 0, done.stderr[-3000:]
+  results = json.loads((work / "results.json").read_text())
+  assert set(results["final_losses"]) == {"d_loss", "g_loss", "d_real", "d_fake"}
+  assert results["images_per_second"] > 0
+  for name in ("samples.png", "nearest_neighbours.png"):
+    assert (work / "figures" / name).stat().st_size > 0
+  assert (work / "export" / "gan" / "saved_model.pb").exists()

@@ -1,0 +1,202 @@
+"""The conditional LSGAN training task: networks, optimizers, inputs, the alternating step.
+
+Per batch, as the authors' code: one discriminator step then one generator step, both with
+the same z and the batch's category labels, Adam(1e-4, beta_1 0.5, beta_2 0.99) each
+(REFERENCE section 4). z is drawn with stateless random ops keyed on the step, so a resumed
+run draws the same noise. At every checkpoint the task writes, to TensorBoard, a grid of
+samples per category at a fixed z.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from dvbpr_tf import catalog as catalog_lib
+from dvbpr_tf import errors
+from dvbpr_tf import gan
+from dvbpr_tf import input_pipeline
+from dvbpr_tf import losses
+
+
+@dataclasses.dataclass(frozen=True)
+class GanTrainConfig:
+  """Attributes:
+    network: the generator/discriminator configuration (num_categories is set from the data).
+    batch_size, learning_rate, beta_1, beta_2: the optimisation (authors: 16, 1e-4, 0.5, 0.99).
+    epochs: passes; an epoch is num_items // batch_size steps (the authors' definition).
+    steps_per_epoch: overrides that definition when > 0 (smoke runs).
+    steps_per_loop: steps per compiled call and per progress line.
+    sample_every_steps: steps between checkpoints with a sample grid in TensorBoard.
+    samples_per_category: columns of the sample grid.
+    seed: initial weights, z, shuffling.
+  """
+
+  network: gan.GanConfig = gan.GanConfig()
+  batch_size: int = 16
+  learning_rate: float = 1e-4
+  beta_1: float = 0.5
+  beta_2: float = 0.99
+  epochs: int = 30
+  steps_per_epoch: int = 0
+  steps_per_loop: int = 50
+  sample_every_steps: int = 1000
+  samples_per_category: int = 8
+  cache_decoded: str = "auto"
+  seed: int = 0
+
+  def __post_init__(self):
+    for name in ("batch_size", "epochs", "steps_per_loop", "samples_per_category"):
+      if getattr(self, name) < 1:
+        raise errors.ConfigError(f"--{name} must be at least 1, got {getattr(self, name)}")
+    if self.learning_rate <= 0:
+      raise errors.ConfigError(f"--learning_rate must be positive, got {self.learning_rate}")
+
+
+def steps_per_epoch(catalog: catalog_lib.Catalog, config: GanTrainConfig) -> int:
+  if config.steps_per_epoch > 0:
+    return config.steps_per_epoch
+  return max(1, catalog.num_items // config.batch_size)
+
+
+class GanTask:
+  """Trains a category-conditional LSGAN on a catalog's images (eq. 7)."""
+
+  metric_names = ("d_loss", "g_loss", "d_real", "d_fake")
+  example_unit = "images"
+
+  def __init__(self, catalog: catalog_lib.Catalog, config: GanTrainConfig):
+    if catalog.num_items < config.batch_size:
+      raise errors.ConfigError(
+          f"the catalog has {catalog.num_items} items, fewer than one batch "
+          f"(--batch_size={config.batch_size})")
+    network = dataclasses.replace(config.network, num_categories=catalog.num_categories)
+    self.catalog, self.config, self.network = catalog, config, network
+    keras.utils.set_random_seed(config.seed)
+    self.generator = gan.Generator(network, seed=config.seed,
+                                   name="generator").build_for_input()
+    self.discriminator = gan.Discriminator(network, seed=config.seed + 1,
+                                           name="discriminator").build_for_input()
+    adam = lambda: keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1,
+                                         beta_2=config.beta_2)
+    self.g_optimizer, self.d_optimizer = adam(), adam()
+    self.g_optimizer.build(self.generator.trainable_variables)
+    self.d_optimizer.build(self.discriminator.trainable_variables)
+    self.table = input_pipeline.ImageTable(catalog.jpegs, network.image_size,
+                                           cache_decoded=config.cache_decoded)
+    self.examples_per_step = config.batch_size
+    self.steps_per_epoch = steps_per_epoch(catalog, config)
+    # The fixed z of the sample grids: the same noise for every category.
+    count = config.samples_per_category
+    z = gan.sample_latent(network, count, seed=config.seed + 7919)
+    self.grid_z = tf.tile(z, [network.num_categories, 1])
+    self.grid_categories = tf.repeat(tf.range(network.num_categories, dtype=tf.int64), count)
+    self._generate = tf.function(
+        lambda z, c: self.generator(z, tf.one_hot(c, network.num_categories), training=False),
+        reduce_retracing=True)
+
+  def trackables(self):
+    return {"generator": self.generator, "discriminator": self.discriminator,
+            "g_optimizer": self.g_optimizer, "d_optimizer": self.d_optimizer}
+
+  def dataset(self, start_step: int) -> tf.data.Dataset:
+    # Position in the data's own epochs (num_items // batch batches each), which can differ
+    # from the trainer's epoch when steps_per_epoch is overridden.
+    epoch, offset = divmod(start_step, self.catalog.num_items // self.config.batch_size)
+    dataset = input_pipeline.gan_dataset(self.table, self.catalog.item_category,
+                                         self.network.num_categories, self.config.batch_size,
+                                         seed=self.config.seed, epoch_start=epoch)
+    return dataset.skip(offset) if offset else dataset
+
+  def train_step(self, batch):
+    images, labels = batch["image"], batch["label"]
+    step = self.d_optimizer.iterations
+    z = gan.sample_latent(self.network, tf.shape(images)[0],
+                          seed=tf.stack([tf.constant(self.config.seed, tf.int64),
+                                         tf.cast(step, tf.int64)]))
+    with tf.GradientTape() as tape:
+      fake = self.generator(z, labels, training=True)
+      d_real = self.discriminator(images, labels, training=True)
+      d_fake = self.discriminator(fake, labels, training=True)
+      d_loss = losses.lsgan_discriminator_loss(d_real, d_fake)
+    d_vars = self.discriminator.trainable_variables
+    self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, d_vars), d_vars))
+    with tf.GradientTape() as tape:
+      fake = self.generator(z, labels, training=True)
+      g_loss = losses.lsgan_generator_loss(self.discriminator(fake, labels, training=True))
+    g_vars = self.generator.trainable_variables
+    self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, g_vars), g_vars))
+    return {"d_loss": d_loss, "g_loss": g_loss, "d_real": tf.reduce_mean(d_real),
+            "d_fake": tf.reduce_mean(d_fake)}
+
+  def evaluate(self):
+    return {}
+
+  def learning_rate(self) -> float:
+    return float(keras.ops.convert_to_numpy(self.g_optimizer.learning_rate))
+
+  def sample_grid(self) -> np.ndarray:
+    """uint8 [num_categories * samples_per_category, S, S, 3]: rows of categories."""
+    images = self._generate(self.grid_z, self.grid_categories)
+    return to_uint8(images)
+
+  def write_summaries(self, step: int) -> None:
+    grid = tile(self.sample_grid(), self.config.samples_per_category)
+    tf.summary.image("samples/grid (rows: categories)", grid[None], step=step)
+
+
+def to_uint8(images) -> np.ndarray:
+  """Images in [-1, 1] -> uint8."""
+  images = np.asarray(images)
+  return np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def tile(images: np.ndarray, columns: int, pad: int = 2) -> np.ndarray:
+  """[N, S, S, 3] -> one image of rows of `columns` images, white padding between."""
+  n, size = len(images), images.shape[1]
+  rows = -(-n // columns)
+  out = np.full((rows * (size + pad) + pad, columns * (size + pad) + pad, 3), 255, np.uint8)
+  for k, image in enumerate(images):
+    r, c = divmod(k, columns)
+    out[pad + r * (size + pad):pad + r * (size + pad) + size,
+        pad + c * (size + pad):pad + c * (size + pad) + size] = image
+  return out
+
+
+def _smoke() -> GanTrainConfig:
+  return GanTrainConfig(
+      network=gan.GanConfig(image_size=32, width_multiplier=0.125),
+      batch_size=8, epochs=1, steps_per_epoch=4, steps_per_loop=2, sample_every_steps=4,
+      samples_per_category=4)
+
+
+def _demo() -> GanTrainConfig:
+  # The authors' 64x64 networks at half width (a quarter of the compute), batch 32 and a
+  # learning rate of 2e-4, so that a CPU sees enough updates in minutes; see the README.
+  return GanTrainConfig(
+      network=gan.GanConfig(image_size=64, width_multiplier=0.5),
+      batch_size=32, learning_rate=2e-4, epochs=5, steps_per_loop=41,
+      sample_every_steps=205)
+
+
+def _authors() -> GanTrainConfig:
+  return GanTrainConfig()
+
+
+def _paper() -> GanTrainConfig:
+  # The paper's text: 128x128 images, z uniform in [-1, 1]^100, batch 64, ~25 epochs.
+  return GanTrainConfig(
+      network=gan.GanConfig(image_size=128, z_dim=100, z_distribution="uniform"),
+      batch_size=64, epochs=25)
+
+
+GAN_PRESETS = {"smoke": _smoke, "demo": _demo, "authors": _authors, "paper": _paper}
+
+
+def gan_preset(name: str) -> GanTrainConfig:
+  if name not in GAN_PRESETS:
+    raise errors.ConfigError(f"unknown preset {name!r}; presets: {', '.join(GAN_PRESETS)}")
+  return GAN_PRESETS[name]()
