@@ -198,3 +198,20 @@ def baseline_preset(name: str) -> BaselineConfig:
     raise errors.ConfigError(
         f"unknown preset {name!r}; presets: {', '.join(BASELINE_PRESETS)}")
   return BASELINE_PRESETS[name]()
+
+
+def from_dict(cls, values: Mapping[str, Any]):
+  """Rebuilds a (nested) frozen config dataclass from `as_dict` output (e.g. config.json)."""
+  import typing  # pylint: disable=g-import-not-at-top
+  hints = typing.get_type_hints(cls)
+  kwargs = {}
+  for field in dataclasses.fields(cls):
+    if field.name not in values:
+      continue
+    value, kind = values[field.name], hints.get(field.name)
+    if dataclasses.is_dataclass(kind) and isinstance(value, Mapping):
+      value = from_dict(kind, value)
+    elif isinstance(value, list):
+      value = tuple(value)
+    kwargs[field.name] = value
+  return cls(**kwargs)
