@@ -8,6 +8,8 @@ library takes. Experiments:
                    export a SavedModel (DVBPR)
   table3           the paper's Table III: every method, grid-searched, one table
   gan              train the category-conditional LSGAN, sample grids, nearest neighbours
+  design           a user's top-3 real and top-3 generated items of a category (Fig. 5)
+  tailoring        an item or image moved toward a user's taste (Fig. 6)
   demo             the main job on the embedded dataset (what `make demo` runs)
 """
 
@@ -22,7 +24,7 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 from absl import logging
 
-EXPERIMENTS = ("dataset", "recommendation", "table3", "gan", "demo")
+EXPERIMENTS = ("dataset", "recommendation", "table3", "gan", "design", "tailoring", "demo")
 MODELS = ("dvbpr", "rand", "poprank", "warp", "bpr_mf", "visrank", "fm", "vbpr")
 
 FLAGS = flags.FLAGS
@@ -112,6 +114,20 @@ flags.DEFINE_integer("z_dim", None, "GAN: size of the latent z (authors 256, pap
 flags.DEFINE_integer("sample_every_steps", None,
                      "GAN: steps between checkpoints with a sample grid in TensorBoard.")
 
+flags.DEFINE_integer("user", None, "design/tailoring: the user id.")
+flags.DEFINE_string("category", None, "design/tailoring: a category name or index.")
+flags.DEFINE_integer("item", None, "tailoring: the catalog item to tailor.")
+flags.DEFINE_string("image", None, "tailoring: an image file to tailor (with --category).")
+flags.DEFINE_string("dvbpr_workdir", None, "design/tailoring: a trained DVBPR's work dir "
+                    "(default: train one in <workdir>/dvbpr).")
+flags.DEFINE_string("gan_workdir", None, "design/tailoring: a trained GAN's work dir "
+                    "(default: train one in <workdir>/gan).")
+flags.DEFINE_integer("num_starts", None, "design: m, the random starts (64).")
+flags.DEFINE_integer("design_steps", None, "design: gradient steps (the authors' 10).")
+flags.DEFINE_float("eta", None, "design/tailoring: weight of the realism term (1).")
+flags.DEFINE_enum("selection", None, ["softmax", "top"],
+                  "design: top-k by softmax sampling (eq. 11) or the k best.")
+
 # GAN overrides: flag -> field of gan_task.GanTrainConfig ("network." for the networks).
 GAN_OVERRIDES = {
     "image_size": "network.image_size", "width_multiplier": "network.width_multiplier",
@@ -130,6 +146,29 @@ def _gan_config(seed: int):
     if getattr(FLAGS, flag) is not None:
       changes[field] = getattr(FLAGS, flag)
   return config_lib.override(gan_task.gan_preset(FLAGS.preset), changes)
+
+
+def _run_design(spec) -> None:
+  from dvbpr_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  from dvbpr_tf import design as design_lib  # pylint: disable=g-import-not-at-top
+  from experiments import design  # pylint: disable=g-import-not-at-top
+  request = design.DesignRequest(
+      user=FLAGS.user, category=FLAGS.category, item=FLAGS.item, image=FLAGS.image,
+      dvbpr_workdir=FLAGS.dvbpr_workdir, gan_workdir=FLAGS.gan_workdir)
+  if spec.experiment == "design":
+    changes = {"seed": spec.seed}
+    for flag, field in (("num_starts", "num_starts"), ("design_steps", "steps"),
+                        ("eta", "eta"), ("selection", "selection")):
+      if getattr(FLAGS, flag) is not None:
+        changes[field] = getattr(FLAGS, flag)
+    config = config_lib.override(design_lib.DesignConfig(), changes)
+    design.run_design(spec, _dvbpr_config(spec.seed), _gan_config(spec.seed), config, request)
+  else:
+    config = design_lib.TailorConfig()
+    if FLAGS.eta is not None:
+      config = config_lib.override(config, {"eta": FLAGS.eta})
+    design.run_tailoring(spec, _dvbpr_config(spec.seed), _gan_config(spec.seed), config,
+                         request)
 
 
 def _baseline_config():
@@ -158,6 +197,8 @@ def main(argv) -> int:
     elif spec.experiment == "gan":
       from experiments import gan  # pylint: disable=g-import-not-at-top
       gan.run(spec, _gan_config(spec.seed))
+    elif spec.experiment in ("design", "tailoring"):
+      _run_design(spec)
     elif spec.experiment == "table3":
       from experiments import table3  # pylint: disable=g-import-not-at-top
       table3.run(spec, _baseline_config(), _dvbpr_config(spec.seed))

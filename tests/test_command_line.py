@@ -110,3 +110,28 @@ def test_gan_smoke_run(tiny_data_dir, tmp_path):
   for name in ("samples.png", "nearest_neighbours.png"):
     assert (work / "figures" / name).stat().st_size > 0
   assert (work / "export" / "gan" / "saved_model.pb").exists()
+
+
+def test_design_and_tailoring_smoke_runs(tiny_data_dir, tmp_path):
+  """Trains the smoke DVBPR and GAN once in sub-dirs, then reuses them."""
+  work = tmp_path / "design"
+  common = ["--preset=smoke", f"--workdir={work}", f"--data_dir={tiny_data_dir}", "--user=3"]
+  done = _main("--experiment=design", "--category=bag", *common)
+  assert done.returncode == 0, done.stderr[-3000:]
+  results = json.loads((work / "results.json").read_text())
+  assert len(results["retrieved"]) == 3 and len(results["generated"]) == 3
+  assert (work / "figures" / "design_user3_bag.png").exists()
+  assert (work / "dvbpr" / "results.json").exists() and (work / "gan" / "results.json").exists()
+
+  done = _main("--experiment=tailoring", "--item=5", *common)
+  assert done.returncode == 0, done.stderr[-3000:]
+  results = json.loads((work / "results.json").read_text())
+  assert [it["step"] for it in results["iterations"]] == [0, 10, 20, 30, 40, 50]
+  assert "training DVBPR first" not in done.stderr  # reused
+
+  for flags, message in ((["--experiment=design", "--category=hats"], "unknown --category"),
+                         (["--experiment=tailoring", "--image=/no/such.png",
+                           "--category=bag"], "cannot read --image"),
+                         (["--experiment=tailoring"], "exactly one of --item")):
+    bad = _main(*flags, *common)
+    assert bad.returncode != 0 and message in bad.stderr, bad.stderr[-2000:]
