@@ -10,6 +10,7 @@ library takes. Experiments:
   gan              train the category-conditional LSGAN, sample grids, nearest neighbours
   design           a user's top-3 real and top-3 generated items of a category (Fig. 5)
   tailoring        an item or image moved toward a user's taste (Fig. 6)
+  table4           preference, quality, diversity of four image sources (Table IV)
   demo             the main job on the embedded dataset (what `make demo` runs)
 """
 
@@ -24,7 +25,8 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 from absl import logging
 
-EXPERIMENTS = ("dataset", "recommendation", "table3", "gan", "design", "tailoring", "demo")
+EXPERIMENTS = ("dataset", "recommendation", "table3", "gan", "design", "tailoring", "table4",
+               "demo")
 MODELS = ("dvbpr", "rand", "poprank", "warp", "bpr_mf", "visrank", "fm", "vbpr")
 
 FLAGS = flags.FLAGS
@@ -125,6 +127,11 @@ flags.DEFINE_string("gan_workdir", None, "design/tailoring: a trained GAN's work
 flags.DEFINE_integer("num_starts", None, "design: m, the random starts (64).")
 flags.DEFINE_integer("design_steps", None, "design: gradient steps (the authors' 10).")
 flags.DEFINE_float("eta", None, "design/tailoring: weight of the realism term (1).")
+flags.DEFINE_integer("trials", None, "table4: number of trials (smoke 3, demo 100, paper 1000).")
+flags.DEFINE_string("quality", "classifier",
+                    "table4: quality metric: classifier (a category CNN trained on the "
+                    "dataset's real images; not the Inception Score) or "
+                    "inception:<InceptionV3 ImageNet weights file> (the Inception Score).")
 flags.DEFINE_enum("selection", None, ["softmax", "top"],
                   "design: top-k by softmax sampling (eq. 11) or the k best.")
 
@@ -155,14 +162,21 @@ def _run_design(spec) -> None:
   request = design.DesignRequest(
       user=FLAGS.user, category=FLAGS.category, item=FLAGS.item, image=FLAGS.image,
       dvbpr_workdir=FLAGS.dvbpr_workdir, gan_workdir=FLAGS.gan_workdir)
-  if spec.experiment == "design":
+  if spec.experiment in ("design", "table4"):
     changes = {"seed": spec.seed}
     for flag, field in (("num_starts", "num_starts"), ("design_steps", "steps"),
                         ("eta", "eta"), ("selection", "selection")):
       if getattr(FLAGS, flag) is not None:
         changes[field] = getattr(FLAGS, flag)
     config = config_lib.override(design_lib.DesignConfig(), changes)
-    design.run_design(spec, _dvbpr_config(spec.seed), _gan_config(spec.seed), config, request)
+    if spec.experiment == "design":
+      design.run_design(spec, _dvbpr_config(spec.seed), _gan_config(spec.seed), config,
+                        request)
+    else:
+      from experiments import table4  # pylint: disable=g-import-not-at-top
+      trials = FLAGS.trials or table4.TRIALS_FOR_PRESET[FLAGS.preset]
+      table4.run(spec, _dvbpr_config(spec.seed), _gan_config(spec.seed), config, trials,
+                 FLAGS.quality, request)
   else:
     config = design_lib.TailorConfig()
     if FLAGS.eta is not None:
@@ -197,7 +211,7 @@ def main(argv) -> int:
     elif spec.experiment == "gan":
       from experiments import gan  # pylint: disable=g-import-not-at-top
       gan.run(spec, _gan_config(spec.seed))
-    elif spec.experiment in ("design", "tailoring"):
+    elif spec.experiment in ("design", "tailoring", "table4"):
       _run_design(spec)
     elif spec.experiment == "table3":
       from experiments import table3  # pylint: disable=g-import-not-at-top

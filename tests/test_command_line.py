@@ -129,6 +129,16 @@ def test_design_and_tailoring_smoke_runs(tiny_data_dir, tmp_path):
   assert [it["step"] for it in results["iterations"]] == [0, 10, 20, 30, 40, 50]
   assert "training DVBPR first" not in done.stderr  # reused
 
+  done = _main("--experiment=table4", "--trials=2", *common)
+  assert done.returncode == 0, done.stderr[-3000:]
+  results = json.loads((work / "results.json").read_text())
+  for source in ("random_real", "random_generated", "retrieval", "synthesis"):
+    for key in ("preference_mean", "preference_std", "quality_mean", "quality_std",
+                "diversity_mean", "diversity_std"):
+      assert key in results[source], (source, key)
+  assert "not the Inception Score" in results["quality_metric"]
+  assert (work / "table4.md").exists() and (work / "table4.csv").exists()
+
   for flags, message in ((["--experiment=design", "--category=hats"], "unknown --category"),
                          (["--experiment=tailoring", "--image=/no/such.png",
                            "--category=bag"], "cannot read --image"),

@@ -1,0 +1,153 @@
+"""`--experiment=table4`: the paper's Table IV, preference, quality and diversity of the
+top-3 images four sources give a user, over N trials.
+
+Per trial (REFERENCE section 6): a random user u (among those with a test item) and c, the
+category of u's test item; the sources, top-3 each:
+  random_real       3 random real items of category c (X_c);
+  random_generated  G(z, c) for 3 uniform random z;
+  retrieval         delta(u, c), the 3 real items of c that u prefers most (eq. 8);
+  synthesis         delta-hat(u, c), preference maximisation with softmax selection (eq. 11).
+Metrics: preference = mean theta_u . Phi(image) of the 3 (eq. 6; real items through the
+tower at its input size, generated ones Delta-upscaled); diversity = 1 - mean pairwise SSIM of
+the 3 (scikit-image); both mean +- std over trials. Quality = the classifier score (the
+Inception Score formula) of all images a source returned, pooled over the trials, mean +- std
+over 10 splits; its classifier is named in every output (the Inception Score only when an
+InceptionV3 with ImageNet weights is given by --quality=inception:<weights file>).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from dvbpr_tf import design as design_lib
+from dvbpr_tf import image_metrics
+from dvbpr_tf import input_pipeline
+from dvbpr_tf import workdir as workdir_lib
+from experiments import common
+from experiments import design as design_experiment
+from experiments import trained_models
+
+SOURCES = ("random_real", "random_generated", "retrieval", "synthesis")
+LABELS = {"random_real": "random X_c", "random_generated": "random G(., c)",
+          "retrieval": "delta(u, c)", "synthesis": "delta-hat(u, c)"}
+TRIALS_FOR_PRESET = {"smoke": 3, "demo": 100, "paper": 1000, "authors": 1000}
+
+
+def run(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.DesignConfig,
+        trials: int, quality: str = "classifier", request=None) -> dict:
+  started = time.time()
+  catalog = common.load_catalog(spec)
+  work = spec.work.make()
+  request = request or design_experiment.DesignRequest(user=None, category=None)
+  d_task = trained_models.dvbpr(spec, catalog, dvbpr_config, request.dvbpr_workdir)
+  g_task = trained_models.gan(spec, catalog, gan_config, request.gan_workdir)
+  designer = design_lib.Designer(d_task.model, g_task.generator, g_task.discriminator)
+  scorer = image_metrics.quality_scorer_from_name(quality, catalog)
+  size = g_task.network.image_size
+  user_vectors, item_vectors = d_task.user_vectors(), d_task.item_vectors()
+  test_users, test_items = catalog.interactions("test")
+  rng = np.random.default_rng(spec.seed)
+  embed = tf.function(lambda images: d_task.model.item_embeddings(
+      design_lib.upscale(images, d_task.model.tower_config.input_size), training=False))
+
+  per_trial = {s: {"preference": [], "diversity": []} for s in SOURCES}
+  pooled = {s: [] for s in SOURCES}
+  tick = time.time()
+  for trial in range(trials):
+    row = rng.integers(len(test_users))
+    user, category = int(test_users[row]), int(catalog.item_category[test_items[row]])
+    in_category = np.flatnonzero(catalog.item_category == category)
+    theta = user_vectors[user]
+    real_ids = rng.choice(in_category, min(3, len(in_category)), replace=False)
+    retrieved, _ = design_lib.retrieve(theta, item_vectors, catalog.item_category, category, 3)
+    z = design_lib.uniform_starts(3, g_task.network.z_dim, rng)
+    random_generated = g_task.generator(np.tanh(z).astype(np.float32),
+                                        tf.one_hot([category] * 3, catalog.num_categories),
+                                        training=False).numpy()
+    synthesis = designer.synthesize(user, category, dataclasses.replace(config, seed=0),
+                                    rng=rng)
+    images = {
+        "random_real": _real(catalog, real_ids, size),
+        "random_generated": _uint8(random_generated),
+        "retrieval": _real(catalog, retrieved, size),
+        "synthesis": _uint8(synthesis.chosen_images),
+    }
+    preference = {
+        "random_real": item_vectors[real_ids] @ theta,
+        "random_generated": embed(random_generated).numpy() @ theta,
+        "retrieval": item_vectors[retrieved] @ theta,
+        "synthesis": synthesis.preference[synthesis.chosen],
+    }
+    for source in SOURCES:
+      per_trial[source]["preference"].append(float(np.mean(preference[source])))
+      per_trial[source]["diversity"].append(image_metrics.diversity(images[source]))
+      pooled[source].append(images[source])
+    if (trial + 1) % 10 == 0 or trial + 1 == trials:
+      rate = (trial + 1) / (time.time() - tick)
+      logging.info("table4: trial %d/%d | %.2f trials/s | %.0fs left", trial + 1, trials, rate,
+                   (trials - trial - 1) / rate)
+
+  results_by_source = {}
+  for source in SOURCES:
+    images = np.concatenate(pooled[source])
+    splits = max(1, min(10, len(images) // 3))
+    quality_mean, quality_std = image_metrics.classifier_score_split(
+        scorer.logits(images), splits=splits)
+    pref = np.asarray(per_trial[source]["preference"])
+    div = np.asarray(per_trial[source]["diversity"])
+    results_by_source[source] = {
+        "preference_mean": float(pref.mean()), "preference_std": float(pref.std()),
+        "quality_mean": float(quality_mean), "quality_std": float(quality_std),
+        "diversity_mean": float(np.nanmean(div)), "diversity_std": float(np.nanstd(div)),
+    }
+  text = markdown(results_by_source, dataset=catalog.name, preset=spec.preset, trials=trials,
+                  quality_name=scorer.name, eta=config.eta)
+  workdir_lib.write_bytes_atomic(work.root / "table4.md", text.encode())
+  workdir_lib.write_bytes_atomic(work.root / "table4.csv", csv_text(results_by_source).encode())
+  results = common.results_header(spec, catalog)
+  results.update({**results_by_source, "trials": trials, "quality_metric": scorer.name,
+                  "design_config": dataclasses.asdict(config),
+                  "wall_time_seconds": time.time() - started})
+  work.write_results(results)
+  print(text, flush=True)
+  print(f"Table: {work.root / 'table4.md'}\nResults: {work.results_path}", flush=True)
+  return results
+
+
+def _real(catalog, ids, size) -> np.ndarray:
+  return np.stack([input_pipeline.decode_image(tf.constant(catalog.jpegs[i]), size).numpy()
+                   for i in ids])
+
+
+def _uint8(images) -> np.ndarray:
+  return np.clip(np.round((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def markdown(results, *, dataset, preset, trials, quality_name, eta) -> str:
+  lines = [f"# Table IV on {dataset} ({preset} preset, {trials} trials, eta = {eta:g})", "",
+           "| source | preference | quality | diversity |", "|---|---|---|---|"]
+  for source in SOURCES:
+    r = results[source]
+    lines.append(f"| {LABELS[source]} | {r['preference_mean']:.4f} +- {r['preference_std']:.2f}"
+                 f" | {r['quality_mean']:.4f} +- {r['quality_std']:.2f} | "
+                 f"{r['diversity_mean']:.4f} +- {r['diversity_std']:.2f} |")
+  lines += ["", f"Quality: {quality_name}.",
+            "Preference: mean theta_u . Phi(image) of the top-3 (eq. 6). Diversity: 1 - mean "
+            "pairwise SSIM of the top-3 (scikit-image)."]
+  return "\n".join(lines) + "\n"
+
+
+def csv_text(results) -> str:
+  keys = ("preference_mean", "preference_std", "quality_mean", "quality_std",
+          "diversity_mean", "diversity_std")
+  lines = ["source," + ",".join(keys)]
+  for source in SOURCES:
+    lines.append(source + "," + ",".join(f"{results[source][k]:.6f}" for k in keys))
+  return "\n".join(lines) + "\n"
+
+
