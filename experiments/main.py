@@ -11,7 +11,9 @@ library takes. Experiments:
   design           a user's top-3 real and top-3 generated items of a category (Fig. 5)
   tailoring        an item or image moved toward a user's taste (Fig. 6)
   table4           preference, quality, diversity of four image sources (Table IV)
-  demo             the main job on the embedded dataset (what `make demo` runs)
+  eta_sweep        the three metrics of synthesis over a range of eta (Figure 3)
+  demo             the whole system on the embedded dataset (what `make demo` runs): DVBPR,
+                   the GAN, one design figure and one tailoring strip
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from absl import flags
 from absl import logging
 
 EXPERIMENTS = ("dataset", "recommendation", "table3", "gan", "design", "tailoring", "table4",
-               "demo")
+               "eta_sweep", "demo")
 MODELS = ("dvbpr", "rand", "poprank", "warp", "bpr_mf", "visrank", "fm", "vbpr")
 
 FLAGS = flags.FLAGS
@@ -162,7 +164,7 @@ def _run_design(spec) -> None:
   request = design.DesignRequest(
       user=FLAGS.user, category=FLAGS.category, item=FLAGS.item, image=FLAGS.image,
       dvbpr_workdir=FLAGS.dvbpr_workdir, gan_workdir=FLAGS.gan_workdir)
-  if spec.experiment in ("design", "table4"):
+  if spec.experiment in ("design", "table4", "eta_sweep"):
     changes = {"seed": spec.seed}
     for flag, field in (("num_starts", "num_starts"), ("design_steps", "steps"),
                         ("eta", "eta"), ("selection", "selection")):
@@ -172,6 +174,11 @@ def _run_design(spec) -> None:
     if spec.experiment == "design":
       design.run_design(spec, _dvbpr_config(spec.seed), _gan_config(spec.seed), config,
                         request)
+    elif spec.experiment == "eta_sweep":
+      from experiments import eta_sweep  # pylint: disable=g-import-not-at-top
+      trials = FLAGS.trials or eta_sweep.TRIALS_FOR_PRESET[FLAGS.preset]
+      eta_sweep.run(spec, _dvbpr_config(spec.seed), _gan_config(spec.seed), config, trials,
+                    quality=FLAGS.quality, request=request)
     else:
       from experiments import table4  # pylint: disable=g-import-not-at-top
       trials = FLAGS.trials or table4.TRIALS_FOR_PRESET[FLAGS.preset]
@@ -211,7 +218,7 @@ def main(argv) -> int:
     elif spec.experiment == "gan":
       from experiments import gan  # pylint: disable=g-import-not-at-top
       gan.run(spec, _gan_config(spec.seed))
-    elif spec.experiment in ("design", "tailoring", "table4"):
+    elif spec.experiment in ("design", "tailoring", "table4", "eta_sweep"):
       _run_design(spec)
     elif spec.experiment == "table3":
       from experiments import table3  # pylint: disable=g-import-not-at-top
@@ -222,9 +229,12 @@ def main(argv) -> int:
       dim = FLAGS.embedding_dim or baseline.dims[len(baseline.dims) // 2]
       reg = FLAGS.reg if FLAGS.reg is not None else baseline.regs[len(baseline.regs) // 2]
       recommendation.run_baseline(spec, FLAGS.model, baseline, dim, reg)
-    elif spec.experiment in ("recommendation", "demo"):
+    elif spec.experiment == "recommendation":
       from experiments import recommendation  # pylint: disable=g-import-not-at-top
       recommendation.run(spec, _dvbpr_config(spec.seed))
+    elif spec.experiment == "demo":
+      from experiments import demo  # pylint: disable=g-import-not-at-top
+      demo.run(spec, _dvbpr_config(spec.seed), _gan_config(spec.seed))
   except errors.EXPECTED_ERRORS as e:
     logging.error("%s", e)
     print(f"error: {e}", file=sys.stderr, flush=True)

@@ -139,9 +139,30 @@ def test_design_and_tailoring_smoke_runs(tiny_data_dir, tmp_path):
   assert "not the Inception Score" in results["quality_metric"]
   assert (work / "table4.md").exists() and (work / "table4.csv").exists()
 
+  done = _main("--experiment=eta_sweep", "--trials=1", *common)
+  assert done.returncode == 0, done.stderr[-3000:]
+  results = json.loads((work / "results.json").read_text())
+  assert [c["eta"] for c in results["curves"]] == [0.0, 0.1, 0.3, 1.0, 3.0, 10.0]
+  assert set(results["trend"]) == {"preference", "quality", "diversity"}
+  assert (work / "eta_sweep.csv").exists() and (work / "figures" / "eta_sweep.png").exists()
+
   for flags, message in ((["--experiment=design", "--category=hats"], "unknown --category"),
                          (["--experiment=tailoring", "--image=/no/such.png",
                            "--category=bag"], "cannot read --image"),
                          (["--experiment=tailoring"], "exactly one of --item")):
     bad = _main(*flags, *common)
     assert bad.returncode != 0 and message in bad.stderr, bad.stderr[-2000:]
+
+
+def test_demo_smoke_run(tiny_data_dir, tmp_path):
+  work = tmp_path / "demo"
+  done = _main("--experiment=demo", "--preset=smoke", f"--workdir={work}",
+               f"--data_dir={tiny_data_dir}")
+  assert done.returncode == 0, done.stderr[-3000:]
+  results = json.loads((work / "results.json").read_text())
+  assert results["experiment"] == "demo"
+  for part in ("design", "tailoring"):
+    assert (work / "figures").exists() and results[part]["figure"].endswith(".png")
+  assert (work / "dvbpr" / "export" / "dvbpr" / "saved_model.pb").exists()
+  assert (work / "gan" / "export" / "gan" / "saved_model.pb").exists()
+  assert "The demo's pictures" in done.stdout

@@ -1,0 +1,137 @@
+"""`--experiment=eta_sweep`: the paper's Figure 3, preference, quality and diversity of
+delta-hat(u, c) as the realism weight eta of eq. 10 grows.
+
+The same trials (users, categories, starts) at every eta, so the curves differ by eta alone.
+Writes `eta_sweep.csv`, TensorBoard scalars (`eta_sweep/<metric>` at step = the eta's index;
+the eta itself as `eta_sweep/eta`), `figures/eta_sweep.png` and `results.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import time
+
+from absl import logging
+import numpy as np
+from PIL import Image
+from PIL import ImageDraw
+import tensorflow as tf
+
+from dvbpr_tf import design as design_lib
+from dvbpr_tf import image_metrics
+from dvbpr_tf import workdir as workdir_lib
+from experiments import common
+from experiments import design as design_experiment
+from experiments import table4
+from experiments import trained_models
+
+ETAS = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0)
+TRIALS_FOR_PRESET = {"smoke": 2, "demo": 30, "paper": 200, "authors": 200}
+METRICS = ("preference", "quality", "diversity")
+
+
+def run(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.DesignConfig,
+        trials: int, etas=ETAS, quality: str = "classifier", request=None) -> dict:
+  started = time.time()
+  catalog = common.load_catalog(spec)
+  work = spec.work.make()
+  request = request or design_experiment.DesignRequest(user=None, category=None)
+  d_task = trained_models.dvbpr(spec, catalog, dvbpr_config, request.dvbpr_workdir)
+  g_task = trained_models.gan(spec, catalog, gan_config, request.gan_workdir)
+  designer = design_lib.Designer(d_task.model, g_task.generator, g_task.discriminator)
+  scorer = image_metrics.quality_scorer_from_name(quality, catalog)
+  test_users, test_items = catalog.interactions("test")
+  rng = np.random.default_rng(spec.seed)
+  rows = rng.integers(len(test_users), size=trials)
+  pairs = [(int(test_users[r]), int(catalog.item_category[test_items[r]])) for r in rows]
+  curves = []
+  for n, eta in enumerate(etas):
+    preference, diversity, pooled = [], [], []
+    for trial, (user, category) in enumerate(pairs):
+      result = designer.synthesize(user, category,
+                                   dataclasses.replace(config, eta=float(eta), seed=trial))
+      images = table4._uint8(result.chosen_images)  # pylint: disable=protected-access
+      preference.append(float(np.mean(result.preference[result.chosen])))
+      diversity.append(image_metrics.diversity(images))
+      pooled.append(images)
+    images = np.concatenate(pooled)
+    quality_mean, quality_std = image_metrics.classifier_score_split(
+        scorer.logits(images), splits=max(1, min(10, len(images) // 3)))
+    curves.append({"eta": float(eta),
+                   "preference_mean": float(np.mean(preference)),
+                   "preference_std": float(np.std(preference)),
+                   "quality_mean": float(quality_mean), "quality_std": float(quality_std),
+                   "diversity_mean": float(np.nanmean(diversity)),
+                   "diversity_std": float(np.nanstd(diversity))})
+    logging.info("eta_sweep: eta %g (%d/%d): preference %.3f quality %.3f diversity %.3f",
+                 eta, n + 1, len(etas), curves[-1]["preference_mean"],
+                 curves[-1]["quality_mean"], curves[-1]["diversity_mean"])
+
+  keys = list(curves[0])
+  csv = "\n".join([",".join(keys)] + [",".join(f"{c[k]:.6f}" for k in keys) for c in curves])
+  workdir_lib.write_bytes_atomic(work.root / "eta_sweep.csv", (csv + "\n").encode())
+  writer = tf.summary.create_file_writer(str(work.logs / "eta_sweep"))
+  with writer.as_default():
+    for n, curve in enumerate(curves):
+      tf.summary.scalar("eta_sweep/eta", curve["eta"], step=n)
+      for metric in METRICS:
+        tf.summary.scalar(f"eta_sweep/{metric}", curve[f"{metric}_mean"], step=n)
+  writer.flush()
+  chart = work.figures / "eta_sweep.png"
+  buffer = io.BytesIO()
+  Image.fromarray(plot(curves, scorer.name)).save(buffer, format="PNG")
+  workdir_lib.write_bytes_atomic(chart, buffer.getvalue())
+  results = common.results_header(spec, catalog)
+  results.update({"curves": curves, "trials_per_eta": trials, "quality_metric": scorer.name,
+                  "trend": trend(curves), "figure": str(chart),
+                  "wall_time_seconds": time.time() - started})
+  work.write_results(results)
+  common.print_block(f"eta sweep on {catalog.name} ({trials} trials per eta)", [
+      f"  eta {c['eta']:6g}: preference {c['preference_mean']:8.4f}  quality "
+      f"{c['quality_mean']:.4f}  diversity {c['diversity_mean']:.4f}" for c in curves] + [
+      f"  {k}: {v}" for k, v in trend(curves).items()])
+  print(f"Chart:   {chart}\nResults: {work.results_path}", flush=True)
+  return results
+
+
+def trend(curves) -> dict:
+  """Whether each metric rises, falls or stays flat as eta grows (the sign of Spearman's
+  rank correlation with eta; ties handled, constant curves are flat)."""
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+  out = {}
+  etas = [c["eta"] for c in curves]
+  for metric in METRICS:
+    values = [c[f"{metric}_mean"] for c in curves]
+    rho = 0.0
+    if len(curves) > 2 and np.ptp(values) > 1e-9:
+      rho = float(stats.spearmanr(etas, values).statistic)
+    out[metric] = f"{'rises' if rho > 0.3 else 'falls' if rho < -0.3 else 'flat'} (rho={rho:.2f})"
+  return out
+
+
+def plot(curves, quality_name: str, width: int = 300, height: int = 180) -> np.ndarray:
+  """Three small line charts (preference, quality, diversity against log eta)."""
+  canvas = Image.new("RGB", (3 * (width + 20) + 20, height + 60), (255, 255, 255))
+  draw = ImageDraw.Draw(canvas)
+  xs = np.log10(np.asarray([max(c["eta"], 1e-2) for c in curves]))
+  for k, metric in enumerate(METRICS):
+    ys = np.asarray([c[f"{metric}_mean"] for c in curves])
+    left, top = 20 + k * (width + 20), 30
+    draw.rectangle([left, top, left + width, top + height], outline=(0, 0, 0))
+    draw.text((left, 8), metric if metric != "quality" else "quality (classifier score)",
+              fill=(0, 0, 0))
+    span_x = (xs.max() - xs.min()) or 1.0
+    span_y = (ys.max() - ys.min()) or 1.0
+    points = [(left + 10 + (x - xs.min()) / span_x * (width - 20),
+               top + height - 10 - (y - ys.min()) / span_y * (height - 20))
+              for x, y in zip(xs, ys)]
+    draw.line(points, fill=(30, 90, 200), width=2)
+    for (px, py), c in zip(points, curves):
+      draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=(30, 90, 200))
+      draw.text((px - 8, top + height + 4), f"{c['eta']:g}", fill=(0, 0, 0))
+    draw.text((left + 4, top + 2), f"{ys.max():.3f}", fill=(90, 90, 90))
+    draw.text((left + 4, top + height - 12), f"{ys.min():.3f}", fill=(90, 90, 90))
+  draw.text((20, height + 44), f"x: eta (log scale). quality: {quality_name}"[:150],
+            fill=(0, 0, 0))
+  return np.asarray(canvas)
