@@ -14,7 +14,6 @@ import json
 from typing import Mapping
 
 import numpy as np
-import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from dvbpr_tf import errors

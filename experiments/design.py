@@ -65,10 +65,8 @@ def resolve_category(catalog, category) -> int:
 
 
 def _models(spec, catalog, dvbpr_config, gan_config, request):
-  d_task = trained_models.dvbpr(spec, catalog, dvbpr_config, request.dvbpr_workdir)
-  g_task = trained_models.gan(spec, catalog, gan_config, request.gan_workdir)
-  designer = design_lib.Designer(d_task.model, g_task.generator, g_task.discriminator)
-  return d_task, g_task, designer
+  return trained_models.design_models(spec, catalog, dvbpr_config, gan_config,
+                                      request.dvbpr_workdir, request.gan_workdir)
 
 
 def run_design(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.DesignConfig,

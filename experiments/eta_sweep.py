@@ -37,9 +37,8 @@ def run(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.Desig
   catalog = common.load_catalog(spec)
   work = spec.work.make()
   request = request or design_experiment.DesignRequest(user=None, category=None)
-  d_task = trained_models.dvbpr(spec, catalog, dvbpr_config, request.dvbpr_workdir)
-  g_task = trained_models.gan(spec, catalog, gan_config, request.gan_workdir)
-  designer = design_lib.Designer(d_task.model, g_task.generator, g_task.discriminator)
+  d_task, g_task, designer = trained_models.design_models(
+      spec, catalog, dvbpr_config, gan_config, request.dvbpr_workdir, request.gan_workdir)
   scorer = image_metrics.quality_scorer_from_name(quality, catalog)
   test_users, test_items = catalog.interactions("test")
   rng = np.random.default_rng(spec.seed)

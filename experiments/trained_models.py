@@ -87,3 +87,14 @@ def gan(spec: common.RunSpec, catalog, preset_config, workdir: str | None = None
 def _trainer(task, root: pathlib.Path, epochs: int, best_metric: str = "auc_valid"):
   loop = trainer_lib.LoopConfig(epochs=epochs, steps_per_epoch=1, best_metric=best_metric)
   return trainer_lib.Trainer(task, loop, workdir_lib.Workdir(root))
+
+
+def design_models(spec: common.RunSpec, catalog, dvbpr_config, gan_config,
+                  dvbpr_workdir: str | None = None, gan_workdir: str | None = None):
+  """(DVBPR task, GAN task, `design.Designer` over both): what design, tailoring, Table IV
+  and the eta sweep work with."""
+  from dvbpr_tf import design as design_lib  # pylint: disable=g-import-not-at-top
+  d_task = dvbpr(spec, catalog, dvbpr_config, dvbpr_workdir)
+  g_task = gan(spec, catalog, gan_config, gan_workdir)
+  return d_task, g_task, design_lib.Designer(d_task.model, g_task.generator,
+                                             g_task.discriminator)

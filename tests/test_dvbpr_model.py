@@ -1,7 +1,6 @@
 """The CNN-F tower and the DVBPR model: layer table, parameter count, scores."""
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from dvbpr_tf import cnn_f
