@@ -141,17 +141,11 @@ class GanTask:
   def sample_grid(self) -> np.ndarray:
     """uint8 [num_categories * samples_per_category, S, S, 3]: rows of categories."""
     images = self._generate(self.grid_z, self.grid_categories)
-    return to_uint8(images)
+    return input_pipeline.to_uint8(images)
 
   def write_summaries(self, step: int) -> None:
     grid = tile(self.sample_grid(), self.config.samples_per_category)
     tf.summary.image("samples/grid (rows: categories)", grid[None], step=step)
-
-
-def to_uint8(images) -> np.ndarray:
-  """Images in [-1, 1] -> uint8."""
-  images = np.asarray(images)
-  return np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 def tile(images: np.ndarray, columns: int, pad: int = 2) -> np.ndarray:

@@ -58,6 +58,19 @@ def scale_images(images: tf.Tensor) -> tf.Tensor:
   return (tf.cast(images, tf.float32) - 127.5) / 127.5
 
 
+def to_uint8(images) -> np.ndarray:
+  """The inverse of `scale_images`: images in [-1, 1] -> uint8 (uint8 passes unchanged)."""
+  images = np.asarray(images)
+  if images.dtype == np.uint8:
+    return images
+  return np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def decode_items(jpegs, items, image_size: int) -> np.ndarray:
+  """uint8 [len(items), S, S, 3]: the given catalog items decoded and resized (host side)."""
+  return np.stack([decode_image(tf.constant(jpegs[i]), image_size).numpy() for i in items])
+
+
 def decode_image(jpeg: tf.Tensor, image_size: int) -> tf.Tensor:
   """JPEG bytes -> uint8 [image_size, image_size, 3] (bilinear, antialiased resize)."""
   image = tf.io.decode_jpeg(jpeg, channels=3)

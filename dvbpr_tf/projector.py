@@ -34,9 +34,7 @@ def write_projector(logdir: str | pathlib.Path, vectors: np.ndarray, items: np.n
     thumb = Image.open(io.BytesIO(jpegs[item])).convert("RGB").resize(
         (thumb_size, thumb_size), Image.BILINEAR)
     sprite.paste(thumb, ((n % per_row) * thumb_size, (n // per_row) * thumb_size))
-  buffer = io.BytesIO()
-  sprite.save(buffer, format="PNG")
-  workdir_lib.write_bytes_atomic(out / "sprite.png", buffer.getvalue())
+  workdir_lib.write_png_atomic(out / "sprite.png", np.asarray(sprite))
   lines = ["item_id\tcategory\tsource_id"] + [
       f"{item}\t{categories[item]}\t{source_ids[item]}" for item in items]
   workdir_lib.write_bytes_atomic(out / "metadata.tsv", ("\n".join(lines) + "\n").encode())

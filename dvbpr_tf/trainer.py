@@ -175,7 +175,7 @@ class Trainer:
       rate = num * self.task.examples_per_step / max(elapsed, 1e-9)
       if step - num > start_step or len(rates) > 0:  # The first call includes tracing.
         rates.append(rate)
-      self._log_progress(step, means, rate, rates, started, start_step)
+      self._log_progress(step, means, rate, rates)
       for name, value in means.items():
         self._buffer.append((step, f"train/{name}", value))
       self._buffer.append((step, f"train/{self.task.example_unit}_per_second", rate))
@@ -230,7 +230,7 @@ class Trainer:
     self._writer.flush()
     self._buffer.clear()
 
-  def _log_progress(self, step, means, rate, rates, started, start_step) -> None:
+  def _log_progress(self, step, means, rate, rates) -> None:
     config = self.config
     epoch = (step - 1) // config.steps_per_epoch + 1
     typical = float(np.median(rates)) if rates else rate
@@ -240,7 +240,6 @@ class Trainer:
     logging.info("epoch %d/%d step %d/%d %s | %.0f %s/s | %s left", epoch, config.epochs,
                  step, config.total_steps, terms, rate, self.task.example_unit,
                  _duration(left))
-    del started, start_step
 
 
 def _finite(value) -> bool:

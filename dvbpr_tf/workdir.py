@@ -63,6 +63,15 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     raise
 
 
+def write_png_atomic(path: str | os.PathLike, image: np.ndarray) -> None:
+  """Writes a uint8 [H, W, 3] image as a PNG, atomically."""
+  import io  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  buffer = io.BytesIO()
+  Image.fromarray(np.asarray(image)).save(buffer, format="PNG")
+  write_bytes_atomic(path, buffer.getvalue())
+
+
 def write_json_atomic(path: str | os.PathLike, value: Any) -> None:
   """Writes `value` as indented JSON (NumPy values converted, NaN as null), atomically."""
   text = json.dumps(_jsonable(value), indent=2, sort_keys=False, allow_nan=False)

@@ -67,6 +67,16 @@ def check_same_run(work: workdir_lib.Workdir, config: dict) -> None:
         "--workdir")
 
 
+def start_run(spec: RunSpec, run_config: dict, catalog=None):
+  """Refuses a work dir of another configuration, loads the dataset (unless given), makes
+  the work dir and records the configuration: (catalog, work dir)."""
+  check_same_run(spec.work, run_config)
+  catalog = catalog or load_catalog(spec)
+  work = spec.work.make()
+  work.write_config(run_config)
+  return catalog, work
+
+
 def results_header(spec: RunSpec, catalog: catalog_lib.Catalog) -> dict:
   """The fields every results.json starts with."""
   return {

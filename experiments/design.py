@@ -20,7 +20,6 @@ import numpy as np
 from PIL import Image
 from PIL import ImageDraw
 from PIL import UnidentifiedImageError
-import tensorflow as tf
 
 from dvbpr_tf import design as design_lib
 from dvbpr_tf import errors
@@ -81,15 +80,15 @@ def run_design(spec: common.RunSpec, dvbpr_config, gan_config, config: design_li
   ids, scores = design_lib.retrieve(d_task.user_vectors()[user], item_vectors,
                                     catalog.item_category, category, config.top_k)
   result = designer.synthesize(user, category, config)
-  real = [_decode(catalog.jpegs[i], g_task.network.image_size) for i in ids]
-  generated = list(_to_uint8(result.chosen_images))
+  real = list(input_pipeline.decode_items(catalog.jpegs, ids, g_task.network.image_size))
+  generated = list(input_pipeline.to_uint8(result.chosen_images))
   chosen_pref = result.preference[result.chosen]
   name = catalog.category_names[category]
   figure = _figure(
       [("retrieved (eq. 8)", real, scores), ("generated (eq. 10)", generated, chosen_pref)],
       f"user {user}, {name}")
   path = work.figures / f"design_user{user}_{name}.png"
-  _save_png(path, figure)
+  workdir_lib.write_png_atomic(path, figure)
   results = common.results_header(spec, catalog)
   results.update({
       "user": user, "category": name, "config": dataclasses.asdict(config),
@@ -141,15 +140,15 @@ def run_tailoring(spec: common.RunSpec, dvbpr_config, gan_config,
   _, g_task, designer = _models(spec, catalog, dvbpr_config, gan_config, request)
   result = designer.tailor(user, category, query, config, record_steps=record_steps)
   size = g_task.network.image_size
-  query_small = _to_uint8(result.inversion.target)
-  strip_images = [query_small, _to_uint8(result.inversion.reconstruction)] + list(
-      _to_uint8(result.images))
+  query_small = input_pipeline.to_uint8(result.inversion.target)
+  strip_images = [query_small, input_pipeline.to_uint8(result.inversion.reconstruction)] + list(
+      input_pipeline.to_uint8(result.images))
   preference = [float("nan"), float("nan")] + [float(p) for p in result.preference]
   labels = ["query", "reconstruction"] + [f"iteration {s}" for s in result.steps]
   figure = _strip(strip_images, labels, preference, size)
   name = catalog.category_names[category]
   path = work.figures / f"tailoring_user{user}_{name}.png"
-  _save_png(path, figure)
+  workdir_lib.write_png_atomic(path, figure)
   results = common.results_header(spec, catalog)
   results.update({
       "user": user, "category": name, "query": query_name,
@@ -167,17 +166,6 @@ def run_tailoring(spec: common.RunSpec, dvbpr_config, gan_config,
           f"{s}:{p:.3f}" for s, p in zip(result.steps, result.preference))])
   print(f"Figure:  {path}\nResults: {work.results_path}", flush=True)
   return results
-
-
-def _decode(jpeg: bytes, size: int) -> np.ndarray:
-  return input_pipeline.decode_image(tf.constant(jpeg), size).numpy()
-
-
-def _to_uint8(images) -> np.ndarray:
-  images = np.asarray(images)
-  if images.dtype == np.uint8:
-    return images
-  return np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 def _figure(rows, title: str) -> np.ndarray:
@@ -211,9 +199,3 @@ def _strip(images, labels, scores, size: int) -> np.ndarray:
     if np.isfinite(score):
       draw.text((left, side + 20), f"{score:.3f}", fill=(0, 0, 0))
   return np.asarray(canvas)
-
-
-def _save_png(path, image: np.ndarray) -> None:
-  buffer = io.BytesIO()
-  Image.fromarray(image).save(buffer, format="PNG")
-  workdir_lib.write_bytes_atomic(path, buffer.getvalue())

@@ -9,7 +9,6 @@ the eta itself as `eta_sweep/eta`), `figures/eta_sweep.png` and `results.json`.
 from __future__ import annotations
 
 import dataclasses
-import io
 import time
 
 from absl import logging
@@ -20,10 +19,10 @@ import tensorflow as tf
 
 from dvbpr_tf import design as design_lib
 from dvbpr_tf import image_metrics
+from dvbpr_tf import input_pipeline
 from dvbpr_tf import workdir as workdir_lib
 from experiments import common
 from experiments import design as design_experiment
-from experiments import table4
 from experiments import trained_models
 
 ETAS = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0)
@@ -50,7 +49,7 @@ def run(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.Desig
     for trial, (user, category) in enumerate(pairs):
       result = designer.synthesize(user, category,
                                    dataclasses.replace(config, eta=float(eta), seed=trial))
-      images = table4._uint8(result.chosen_images)  # pylint: disable=protected-access
+      images = input_pipeline.to_uint8(result.chosen_images)
       preference.append(float(np.mean(result.preference[result.chosen])))
       diversity.append(image_metrics.diversity(images))
       pooled.append(images)
@@ -78,9 +77,7 @@ def run(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.Desig
         tf.summary.scalar(f"eta_sweep/{metric}", curve[f"{metric}_mean"], step=n)
   writer.flush()
   chart = work.figures / "eta_sweep.png"
-  buffer = io.BytesIO()
-  Image.fromarray(plot(curves, scorer.name)).save(buffer, format="PNG")
-  workdir_lib.write_bytes_atomic(chart, buffer.getvalue())
+  workdir_lib.write_png_atomic(chart, plot(curves, scorer.name))
   results = common.results_header(spec, catalog)
   results.update({"curves": curves, "trials_per_eta": trials, "quality_metric": scorer.name,
                   "trend": trend(curves), "figure": str(chart),

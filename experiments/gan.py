@@ -9,7 +9,6 @@ category, paper Fig. 4), `export/gan/` (SavedModel: `generate`, `discriminate`),
 from __future__ import annotations
 
 import dataclasses
-import io
 import time
 
 from absl import logging
@@ -19,6 +18,7 @@ from PIL import ImageDraw
 
 from dvbpr_tf import export as export_lib
 from dvbpr_tf import gan_task
+from dvbpr_tf import input_pipeline
 from dvbpr_tf import nearest_neighbours
 from dvbpr_tf import trainer as trainer_lib
 from dvbpr_tf import workdir as workdir_lib
@@ -28,10 +28,7 @@ from experiments import common
 def run(spec: common.RunSpec, config: gan_task.GanTrainConfig, catalog=None) -> dict:
   started = time.time()
   run_config = {"run": spec.__dict__, "model": "gan", "gan": dataclasses.asdict(config)}
-  common.check_same_run(spec.work, run_config)
-  catalog = catalog or common.load_catalog(spec)
-  work = spec.work.make()
-  work.write_config(run_config)
+  catalog, work = common.start_run(spec, run_config, catalog)
   task = gan_task.GanTask(catalog, config)
   loop = trainer_lib.LoopConfig(
       epochs=config.epochs, steps_per_epoch=task.steps_per_epoch,
@@ -46,20 +43,16 @@ def run(spec: common.RunSpec, config: gan_task.GanTrainConfig, catalog=None) -> 
 
   samples = task.sample_grid()
   grid = gan_task.tile(samples, config.samples_per_category)
-  _save_png(work.figures / "samples.png", _with_row_labels(grid, catalog.category_names,
+  workdir_lib.write_png_atomic(work.figures / "samples.png", _with_row_labels(grid, catalog.category_names,
                                                            samples.shape[1]))
-  real = task.table.pixels.numpy() if task.table.cached else None
-  if real is None:
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    real = np.concatenate([task.table.lookup(tf.constant(np.arange(s, min(s + 512,
-                                                                            catalog.num_items))))
-                           .numpy() for s in range(0, catalog.num_items, 512)])
+  real = (task.table.pixels.numpy() if task.table.cached else input_pipeline.decode_items(
+      catalog.jpegs, range(catalog.num_items), config.network.image_size))
   sample_categories = task.grid_categories.numpy()
   nearest = nearest_neighbours.l1_nearest(samples, sample_categories, real,
                                           catalog.item_category)
   shown = np.concatenate([np.flatnonzero(sample_categories == c)[:2]
                           for c in range(catalog.num_categories)])
-  _save_png(work.figures / "nearest_neighbours.png",
+  workdir_lib.write_png_atomic(work.figures / "nearest_neighbours.png",
             nearest_neighbours.side_by_side(samples[shown], real[nearest[shown]]))
   export_path = export_lib.export_gan(task.generator, task.discriminator,
                                       catalog.num_categories, config.network.z_dim,
@@ -100,9 +93,3 @@ def _with_row_labels(grid: np.ndarray, names, size: int, pad: int = 2) -> np.nda
   for row, name in enumerate(names):
     draw.text((4, pad + row * (size + pad) + size // 2 - 5), name, fill=(0, 0, 0))
   return np.asarray(image)
-
-
-def _save_png(path, image: np.ndarray) -> None:
-  buffer = io.BytesIO()
-  Image.fromarray(image).save(buffer, format="PNG")
-  workdir_lib.write_bytes_atomic(path, buffer.getvalue())

@@ -26,10 +26,7 @@ def run(spec: common.RunSpec, config: config_lib.DvbprConfig, catalog=None) -> d
   """Trains DVBPR (resuming from the work dir), exports it, writes results.json."""
   started = time.time()
   run_config = {"run": spec.__dict__, "model": "dvbpr", "dvbpr": config_lib.as_dict(config)}
-  common.check_same_run(spec.work, run_config)
-  catalog = catalog or common.load_catalog(spec)
-  work = spec.work.make()
-  work.write_config(run_config)
+  catalog, work = common.start_run(spec, run_config, catalog)
   task = dvbpr_task.DvbprTask(catalog, config)
   loop = trainer_lib.LoopConfig(
       epochs=config.train.epochs,
@@ -117,10 +114,7 @@ def run_baseline(spec: common.RunSpec, method: str, baseline: config_lib.Baselin
   started = time.time()
   run_config = {"run": spec.__dict__, "model": method,
                 "baselines": config_lib.as_dict(baseline), "K": dim, "reg": reg}
-  common.check_same_run(spec.work, run_config)
-  catalog = common.load_catalog(spec)
-  work = spec.work.make()
-  work.write_config(run_config)
+  catalog, work = common.start_run(spec, run_config)
   item_features, info = None, {}
   if method in recommenders.NEEDS_FEATURES:
     source = features_lib.feature_source_from_name(baseline.features)

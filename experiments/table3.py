@@ -87,10 +87,7 @@ def run(spec: common.RunSpec, baseline: config_lib.BaselineConfig, dvbpr_config)
   started = time.time()
   run_config = {"run": spec.__dict__, "baselines": config_lib.as_dict(baseline),
                 "dvbpr": config_lib.as_dict(dvbpr_config)}
-  common.check_same_run(spec.work, run_config)
-  catalog = common.load_catalog(spec)
-  work = spec.work.make()
-  work.write_config(run_config)
+  catalog, work = common.start_run(spec, run_config)
   source = features_lib.feature_source_from_name(baseline.features)
   item_features, feature_info = features_lib.load_features(catalog, source)
   logging.info("table3: features %s: %s", source.key, source.describe())

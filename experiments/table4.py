@@ -71,10 +71,10 @@ def run(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.Desig
     synthesis = designer.synthesize(user, category, dataclasses.replace(config, seed=0),
                                     rng=rng)
     images = {
-        "random_real": _real(catalog, real_ids, size),
-        "random_generated": _uint8(random_generated),
-        "retrieval": _real(catalog, retrieved, size),
-        "synthesis": _uint8(synthesis.chosen_images),
+        "random_real": input_pipeline.decode_items(catalog.jpegs, real_ids, size),
+        "random_generated": input_pipeline.to_uint8(random_generated),
+        "retrieval": input_pipeline.decode_items(catalog.jpegs, retrieved, size),
+        "synthesis": input_pipeline.to_uint8(synthesis.chosen_images),
     }
     preference = {
         "random_real": item_vectors[real_ids] @ theta,
@@ -116,15 +116,6 @@ def run(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.Desig
   print(text, flush=True)
   print(f"Table: {work.root / 'table4.md'}\nResults: {work.results_path}", flush=True)
   return results
-
-
-def _real(catalog, ids, size) -> np.ndarray:
-  return np.stack([input_pipeline.decode_image(tf.constant(catalog.jpegs[i]), size).numpy()
-                   for i in ids])
-
-
-def _uint8(images) -> np.ndarray:
-  return np.clip(np.round((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 def markdown(results, *, dataset, preset, trials, quality_name, eta) -> str:

@@ -364,22 +364,25 @@ def _entries(container: Any, name: str, source: str, release: bool = False) -> I
       yield i, value
 
 
+def _required_field(record, key: str, where: str, expected: str):
+  """record[key] of an authors' dict (str or bytes keys); AuthorsFormatError saying what
+  was found otherwise."""
+  if not isinstance(record, dict):
+    raise safe_pickle.AuthorsFormatError(
+        f"{where} should be a dict with {expected}, found {safe_pickle.describe(record)}.")
+  try:
+    return safe_pickle.get_field(record, key)
+  except KeyError:
+    raise safe_pickle.AuthorsFormatError(
+        f"{where} has no '{key}' key (keys: {sorted(map(repr, record))}).") from None
+
+
 def _convert_items(items: Any, image_size: int | None, source: str):
   """Converts each item's image; returns kept indices, JPEGs, raw categories, skipped indices."""
   kept, jpegs, raw_categories, skipped = [], [], [], []
   for index, record in _entries(items, "Item", source, release=True):
     where = f"{source}: Item[{index}]"
-    if not isinstance(record, dict):
-      raise safe_pickle.AuthorsFormatError(
-          f"{where} should be a dict with 'imgs' (and 'c'), found "
-          f"{safe_pickle.describe(record)}."
-      )
-    try:
-      image = safe_pickle.get_field(record, "imgs")
-    except KeyError:
-      raise safe_pickle.AuthorsFormatError(
-          f"{where} has no 'imgs' key (keys: {sorted(map(repr, record))})."
-      ) from None
+    image = _required_field(record, "imgs", where, "'imgs' (and 'c')")
     try:
       data = safe_pickle.as_bytes(image)
     except TypeError as e:
@@ -523,17 +526,7 @@ def _read_interactions(data: safe_pickle.AuthorsDataset, source: str):
             f"{where} holds {len(entries)} interactions; the authors' format has exactly one."
         )
       for k, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-          raise safe_pickle.AuthorsFormatError(
-              f"{where}[{k}] should be a dict with 'productid', found "
-              f"{safe_pickle.describe(entry)}."
-          )
-        try:
-          product = safe_pickle.get_field(entry, "productid")
-        except KeyError:
-          raise safe_pickle.AuthorsFormatError(
-              f"{where}[{k}] has no 'productid' key (keys: {sorted(map(repr, entry))})."
-          ) from None
+        product = _required_field(entry, "productid", f"{where}[{k}]", "'productid'")
         users.append(user)
         items.append(_index(product, f"{name}[{user}][{k}]['productid']", source))
         codes.append(code)
