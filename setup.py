@@ -6,7 +6,8 @@ import setuptools
 # TensorFlow Datasets convention wants) but are installed under the import name
 # `dvbpr_tf_datasets`, so that nothing of ours shadows the Hugging Face `datasets` package.
 # `datasets/` itself deliberately has no `__init__.py`.
-_BUILDER_PACKAGES = ["common", "fashion_mnist_shoppers", "dvbpr_authors"]
+_BUILDER_PACKAGES = [
+    "common", "fashion_mnist_shoppers", "dvbpr_authors", "hm_fashion", "fashion_catalog"]
 
 setuptools.setup(
     name="dvbpr-tf",

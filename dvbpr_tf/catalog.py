@@ -3,6 +3,12 @@
 `load_catalog` builds the TFDS dataset if needed (offline, through the Python API), then reads
 its `catalog` split once, without decoding images, into a `Catalog`. Everything downstream (the
 input pipelines, evaluation, the baselines) works from a `Catalog`.
+
+A build is written by TFDS into an `incomplete.*` folder renamed into place at the end, so a
+killed build leaves only that leftover (reported, never read). A dataset folder that is there
+but not whole (no `dataset_info.json`, shard files missing or shorter than recorded: a copy
+cut short, a disk that filled up) is built again when it can be, and refused with a message
+saying so when it cannot.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ import importlib
 import json
 from typing import Mapping
 
+from absl import logging
+from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -30,17 +38,25 @@ DATASET_ALIASES: Mapping[str, tuple[str, str]] = {
     "amazon_women": ("dvbpr_authors", "amazon_women"),
     "amazon_men": ("dvbpr_authors", "amazon_men"),
     "tradesy": ("dvbpr_authors", "tradesy"),
+    "hm_fashion": ("hm_fashion", "sample_1pct"),
+    "fashion_catalog": ("fashion_catalog", "default"),
 }
 # Builder name -> the module that defines (and so registers) it.
 BUILDER_MODULES: Mapping[str, str] = {
     "fashion_mnist_shoppers":
         "dvbpr_tf_datasets.fashion_mnist_shoppers.fashion_mnist_shoppers_dataset_builder",
     "dvbpr_authors": "dvbpr_tf_datasets.dvbpr_authors.dvbpr_authors_dataset_builder",
+    "hm_fashion": "dvbpr_tf_datasets.hm_fashion.hm_fashion_dataset_builder",
+    "fashion_catalog": "dvbpr_tf_datasets.fashion_catalog.fashion_catalog_dataset_builder",
 }
 
 
 class DatasetNotFoundError(errors.UserError, ValueError):
   """An unknown dataset or config name."""
+
+
+class IncompleteDatasetError(errors.UserError):
+  """A built dataset's folder is there but not whole."""
 
 
 def resolve_dataset(name: str) -> tuple[str, str]:
@@ -144,9 +160,25 @@ def load_catalog(name: str, data_dir: str | None = None, manual_dir: str | None 
     build: build the dataset when it is not there yet.
   """
   builder = get_builder(name, data_dir)
+  data_path = epath.Path(builder.data_path)
+  _report_leftovers(data_path)
+  problem = incomplete_build(builder)
+  if problem and not build:
+    raise IncompleteDatasetError(
+        f"the built dataset {name!r} in {data_path} is incomplete ({problem}): a build or a "
+        "copy was cut short. Build it again: delete that folder, or run any command that "
+        "reads it (e.g. --experiment=dataset), which rebuilds it.")
   if build:
+    mode = tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
+    if problem:
+      logging.warning("the built dataset %r in %s is incomplete (%s): a build or a copy was "
+                      "cut short; building it again.", name, data_path, problem)
+      mode = tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS  # Replaces the dataset folder.
     builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir,
+                                                     download_mode=mode))
+    if problem:
+      builder = get_builder(name, data_dir)  # Reads the new build's info.
   elif not builder.is_prepared():
     raise FileNotFoundError(
         f"dataset {name!r} is not built in {builder.data_dir_root}; build it first "
@@ -170,3 +202,48 @@ def load_catalog(name: str, data_dir: str | None = None, manual_dir: str | None 
       statistics=json.loads(json.dumps(dict(metadata.get("statistics", {})))),
       data_path=str(builder.data_path),
   )
+
+
+def incomplete_build(builder: tfds.core.DatasetBuilder) -> str | None:
+  """What is wrong with a built dataset's folder; None when it is whole or not there at all.
+
+  Checks what TFDS would otherwise fail on with a traceback: `dataset_info.json` present and
+  readable, and each split's shard files present, as many as recorded, and holding at least
+  the recorded number of bytes.
+  """
+  path = epath.Path(builder.data_path)
+  if not path.exists():
+    return None
+  info_path = path / "dataset_info.json"
+  if not info_path.exists():
+    return "no dataset_info.json"
+  try:
+    info = json.loads(info_path.read_text())
+  except (OSError, ValueError) as e:
+    return f"dataset_info.json does not read ({type(e).__name__})"
+  splits = info.get("splits") or []
+  if not splits:
+    return "dataset_info.json records no split"
+  for split in splits:
+    name = split.get("name", "?")
+    shards = sorted(path.glob(f"{builder.name}-{name}.*"))
+    expected = len(split.get("shardLengths") or [])
+    if len(shards) != expected:
+      return f"split {name!r} has {len(shards)} of its {expected} shard files"
+    size = sum(shard.stat().length for shard in shards)
+    if size < int(split.get("numBytes") or 0):
+      return (f"split {name!r} holds {size} bytes, fewer than the {split['numBytes']} "
+              "recorded: a shard is truncated")
+  return None
+
+
+def _report_leftovers(data_path: epath.Path) -> None:
+  """Logs the `incomplete.*` folders that killed TFDS builds left beside `data_path`."""
+  parent = data_path.parent
+  if not parent.exists():
+    return
+  leftovers = [p for p in parent.iterdir() if p.name.startswith("incomplete.")]
+  if leftovers:
+    logging.warning("%d leftover(s) of interrupted dataset builds in %s (never read; delete "
+                    "them to free the space): %s", len(leftovers), parent,
+                    ", ".join(p.name for p in leftovers))

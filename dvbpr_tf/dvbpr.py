@@ -38,11 +38,13 @@ class Dvbpr(keras.Model):
     return self
 
   def item_embeddings(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:
-    """Phi(images): [B, S, S, 3] in [-1, 1] -> [B, K]."""
-    return self.tower(images, training=training)
+    """Phi(images): [B, S, S, 3] in [-1, 1] -> [B, K] in the variables' dtype (under mixed
+    precision the tower computes in float16, the scores stay float32)."""
+    return tf.cast(self.tower(images, training=training), self.theta.dtype)
 
   def user_vectors(self, users: tf.Tensor) -> tf.Tensor:
-    return tf.gather(self.theta, users)
+    # Inside a mixed-precision call Keras reads variables as float16; the scores stay float32.
+    return tf.cast(tf.gather(self.theta, users), self.theta.dtype)
 
   def score(self, users: tf.Tensor, images: tf.Tensor) -> tf.Tensor:
     """x_ui for aligned pairs (users[k], images[k]) (eq. 6)."""

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from dvbpr_tf import catalog as catalog_lib
 from dvbpr_tf import config as config_lib
+from dvbpr_tf import distribution
 from dvbpr_tf import dvbpr
 from dvbpr_tf import evaluation
 from dvbpr_tf import input_pipeline
@@ -39,9 +40,9 @@ class DvbprTask:
     keras.utils.set_random_seed(config.pipeline.seed)  # Initial weights and dropout masks.
     self.model = dvbpr.Dvbpr(catalog.num_users, config.tower, name="dvbpr").build_for_input()
     opt = config.optimizer
-    self.optimizer = keras.optimizers.Adam(
+    self.optimizer = distribution.loss_scaling(keras.optimizers.Adam(
         learning_rate=opt.learning_rate, beta_1=opt.beta_1, beta_2=opt.beta_2,
-        epsilon=opt.epsilon)
+        epsilon=opt.epsilon))
     self.optimizer.build(self.model.trainable_variables)
     users, items = catalog.interactions("train")
     self.sampler = sampler_lib.TripletSampler(users, items, catalog.num_users,
@@ -57,18 +58,22 @@ class DvbprTask:
     return {"model": self.model, "optimizer": self.optimizer, "sampler": self.sampler,
             "dropout_state": list(self.model.tower.random_state)}
 
-  def dataset(self, start_step: int) -> tf.data.Dataset:
+  def dataset(self, start_step: int,
+              shard: distribution.Shard | None = None) -> tf.data.Dataset:
     return input_pipeline.triplet_dataset(self.sampler, self.table, self.config.pipeline,
-                                          start=start_step)
+                                          start=start_step, shard=shard)
 
   def train_step(self, batch):
+    """One Adam step on eq. 5 (under a strategy: this replica's rows and share)."""
     with tf.GradientTape() as tape:
       out = self.model(batch, training=True)
-      terms = losses.dvbpr_loss(out["x_ui"], out["x_uj"], self.model.tower.kernels,
-                                out["theta"], self.config.weight_decay,
-                                self.config.theta_decay)
-    variables = self.model.trainable_variables
-    self.optimizer.apply_gradients(zip(tape.gradient(terms["loss"], variables), variables))
+      terms = losses.dvbpr_loss(
+          tf.cast(out["x_ui"], tf.float32), tf.cast(out["x_uj"], tf.float32),
+          self.model.tower.kernels, tf.cast(out["theta"], tf.float32),
+          self.config.weight_decay, self.config.theta_decay)
+      scaled = self.optimizer.scale_loss(terms["loss"])
+    distribution.apply_gradients(self.optimizer, tape, scaled,
+                                 self.model.trainable_variables)
     self.sampler.position.assign_add(1)
     return terms
 

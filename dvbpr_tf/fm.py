@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from dvbpr_tf import bpr_mf
+from dvbpr_tf import distribution
 from dvbpr_tf import losses
 
 
@@ -108,6 +109,9 @@ class FactorizationMachine(bpr_mf.BprModel):
     """reg * (l2_loss of the rows v_u, v_i, v_j, w_i, w_j + l2_loss(V) + l2_loss(w_f))."""
     rows = [tf.gather(self.v_user, users), tf.gather(self.v_item, pos),
             tf.gather(self.v_item, neg), tf.gather(self.w_item, pos),
-            tf.gather(self.w_item, neg), self.v_feature, self.w_feature]
-    return self.config.reg * tf.add_n([losses.l2_loss(t) for t in rows])
+            tf.gather(self.w_item, neg)]
+    model_terms = losses.l2_loss(self.v_feature) + losses.l2_loss(self.w_feature)
+    # The model's own matrices count once per step: each replica adds its share.
+    return self.config.reg * (tf.add_n([losses.l2_loss(t) for t in rows])
+                              + distribution.replica_share(model_terms))
 

@@ -14,6 +14,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from dvbpr_tf import distribution
 from dvbpr_tf import errors
 from dvbpr_tf import sampler as sampler_lib
 
@@ -147,10 +148,17 @@ def _prefetch(dataset: tf.data.Dataset, prefetch: int) -> tf.data.Dataset:
 
 
 def triplet_dataset(sampler: sampler_lib.TripletSampler, table: ImageTable,
-                    config: PipelineConfig, start: int | None = None) -> tf.data.Dataset:
+                    config: PipelineConfig, start: int | None = None,
+                    shard: distribution.Shard | None = None) -> tf.data.Dataset:
   """Endless BPR batches from batch `start`: dict of `user`, `pos`, `neg` (int64 [B]) and
-  `pos_image`, `neg_image` (float32 [B, S, S, 3] in [-1, 1])."""
-  indices = sampler.dataset(config.batch_size, start=start)
+  `pos_image`, `neg_image` (float32 [B, S, S, 3] in [-1, 1]).
+
+  With a `shard` (distributed training), the batches are this input pipeline's per-replica
+  slices of each global batch of `config.batch_size` rows, B = batch_size / replicas; the
+  images are looked up for those rows only.
+  """
+  indices = sampler.dataset(config.batch_size, start=start, shard=shard)
+  rows = config.batch_size if shard is None else shard.rows_per_replica(config.batch_size)
   if table.cached:
     def attach(batch):
       return dict(batch, pos_image=scale_images(table.lookup(batch["pos"])),
@@ -168,7 +176,7 @@ def triplet_dataset(sampler: sampler_lib.TripletSampler, table: ImageTable,
                                               table.image_size)))
     dataset = indices.unbatch().map(
         attach_one, num_parallel_calls=config.num_parallel_calls, deterministic=True
-    ).batch(config.batch_size, drop_remainder=True)
+    ).batch(rows, drop_remainder=True)
   return _prefetch(dataset, config.prefetch).with_options(_options())
 
 
@@ -191,11 +199,14 @@ def item_dataset(table: ImageTable, batch_size: int, items=None,
 
 
 def gan_dataset(table: ImageTable, item_category, num_categories: int, batch_size: int,
-                seed: int = 0, epoch_start: int = 0, prefetch: int = -1) -> tf.data.Dataset:
-  """Endless GAN batches, reshuffled each epoch (seeded, so resumable from `epoch_start`):
-  dict of `item` (int64 [B]), `image` (float32 [B, S, S, 3] in [-1, 1]), `category`
-  (int64 [B]) and `label` (float32 one-hot [B, num_categories]). An epoch is
-  floor(num_items / batch_size) full batches."""
+                seed: int = 0, epoch_start: int = 0, prefetch: int = -1,
+                skip_batches: int = 0,
+                shard: distribution.Shard | None = None) -> tf.data.Dataset:
+  """Endless GAN batches, reshuffled each epoch (seeded, so resumable from `epoch_start`,
+  then `skip_batches` into it): dict of `item` (int64 [B]), `image` (float32 [B, S, S, 3] in
+  [-1, 1]), `category` (int64 [B]) and `label` (float32 one-hot [B, num_categories]). An
+  epoch is floor(num_items / batch_size) full batches. With a `shard`, this input pipeline's
+  per-replica slices of each global batch (see `triplet_dataset`)."""
   categories = tf.constant(np.asarray(item_category, np.int64))
   num_items = table.num_items
   if num_items < batch_size:
@@ -211,6 +222,9 @@ def gan_dataset(table: ImageTable, item_category, num_categories: int, batch_siz
     return {"item": i, "image": scale_images(table.lookup(i)), "category": category,
             "label": tf.one_hot(category, num_categories, dtype=tf.float32)}
 
-  dataset = tf.data.Dataset.counter(epoch_start, dtype=tf.int64).flat_map(epoch).map(
+  batches = tf.data.Dataset.counter(epoch_start, dtype=tf.int64).flat_map(epoch)
+  if skip_batches:
+    batches = batches.skip(skip_batches)
+  dataset = distribution.split_batches(batches, shard, batch_size).map(
       attach, num_parallel_calls=table.num_parallel_calls, deterministic=True)
   return _prefetch(dataset, prefetch).with_options(_options())

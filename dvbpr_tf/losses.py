@@ -16,6 +16,8 @@ from typing import Sequence
 
 import tensorflow as tf
 
+from dvbpr_tf import distribution
+
 
 def l2_loss(tensor: tf.Tensor) -> tf.Tensor:
   """sum(t^2) / 2, as `tf.nn.l2_loss`."""
@@ -44,7 +46,9 @@ def dvbpr_loss(x_ui: tf.Tensor, x_uj: tf.Tensor, kernels: Sequence[tf.Tensor],
     dict with `loss` (the total) and its terms `bpr`, `weight_decay`, `theta_decay`.
   """
   bpr = bpr_loss(x_ui, x_uj)
-  weights = weight_decay * tf.add_n([l2_loss(k) for k in kernels])
+  # A term of the whole model: each replica of a distributed step adds its share of it.
+  weights = distribution.replica_share(
+      weight_decay * tf.add_n([l2_loss(k) for k in kernels]))
   theta = theta_decay * l2_loss(theta_batch)
   return {"loss": bpr + weights + theta, "bpr": bpr, "weight_decay": weights,
           "theta_decay": theta}

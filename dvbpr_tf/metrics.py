@@ -12,9 +12,15 @@ sets. Ties count as not ranked above (`>` is strict), as in the paper's indicato
 `cold_threshold` training observations, with the negatives j restricted to items that also
 have fewer than `cold_threshold` training observations.
 
-Everything here is NumPy over one chunk of users' score rows at a time: the caller supplies a
-function that returns the [chunk, num_items] score matrix (a matrix product for DVBPR), so no
-Python loop runs per user and memory stays bounded whatever the catalog size.
+Two ways in, one arithmetic. `per_user_auc` and `auc_all_and_cold` take a function that
+returns a chunk of users' [chunk, num_items] score rows (any recommender).
+`per_user_auc_from_embeddings` and `auc_all_and_cold_from_embeddings` take theta and Phi
+(x_ui = theta_u . phi_i, eq. 6): each chunk's product goes into one reused buffer and each row
+is counted while it is in cache, so the evaluation costs little more than the bare product
+(`benchmarks/evaluation_bench.py`). Both count, per user, the items scored strictly below the
+held-out item over the whole row, then subtract the user's excluded items through their CSR
+lists (never masking full rows); the cold-item figures come from the same pass. Memory stays
+bounded whatever the catalog size.
 """
 
 from __future__ import annotations
@@ -86,6 +92,80 @@ ScoreRows = Callable[[np.ndarray], np.ndarray]
 """Maps a [B] array of user indices to their [B, num_items] float scores."""
 
 
+@dataclasses.dataclass(frozen=True)
+class _Counts:
+  """Per evaluated user: held-out wins and negatives over all items (`wins`, `negatives`)
+  and over the candidate items only (`candidate_wins`, `candidate_negatives`)."""
+
+  wins: np.ndarray
+  negatives: np.ndarray
+  candidate_wins: np.ndarray
+  candidate_negatives: np.ndarray
+
+
+def _ratio(wins: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+  with np.errstate(invalid="ignore", divide="ignore"):
+    return np.where(negatives > 0, wins / np.maximum(negatives, 1), np.nan)
+
+
+def _row_wins(scores: np.ndarray, positive: np.ndarray, candidates) -> tuple[np.ndarray, ...]:
+  """Per row of `scores`, the items scored strictly below the row's positive, over all items
+  and over the candidates (a bool mask, or an int: the first that many columns). One row at a
+  time, so that the boolean row stays in cache for both counts."""
+  wins = np.empty(len(scores), np.int64)
+  candidate_wins = np.empty(len(scores), np.int64)
+  prefix = isinstance(candidates, (int, np.integer))
+  for row, (values, threshold) in enumerate(zip(scores, positive)):
+    below = values < threshold  # x_uj < x_ui: the held-out item ranks j below it.
+    wins[row] = np.count_nonzero(below)
+    candidate_wins[row] = np.count_nonzero(
+        below[:candidates] if prefix else np.logical_and(below, candidates, out=below))
+  return wins, candidate_wins
+
+
+def _chunk_exclusions(heldout: HeldOut, start: int, stop: int, num_items: int):
+  """The chunk's excluded (row, item) pairs, each once (a repeated item counts once):
+  int64 rows (relative to `start`) and items."""
+  lo, hi = heldout.exclude_offsets[start], heldout.exclude_offsets[stop]
+  rows = np.repeat(np.arange(stop - start, dtype=np.int64),
+                   np.diff(heldout.exclude_offsets[start:stop + 1]))
+  key = np.unique(rows * num_items + heldout.exclude_items[lo:hi].astype(np.int64))
+  return key // num_items, key % num_items
+
+
+def _negatives(ex_rows, ex_items, num_rows: int, num_items: int, candidates: np.ndarray):
+  """Negatives per row over all items and over the candidates: the items minus the row's
+  excluded items."""
+  all_negatives = num_items - np.bincount(ex_rows, minlength=num_rows)
+  candidate_negatives = int(candidates.sum()) - np.bincount(
+      ex_rows, weights=candidates[ex_items], minlength=num_rows).astype(np.int64)
+  return all_negatives, candidate_negatives
+
+
+def _score_row_counts(score_rows: ScoreRows, heldout: HeldOut, num_items: int,
+                      candidates: np.ndarray, chunk_size: int) -> _Counts:
+  """Win and negative counts from score rows, one chunk of users at a time, over all items
+  and over the candidates (so the cold-item AUC comes from the same rows as the all-items
+  AUC)."""
+  size = len(heldout)
+  wins, negatives = np.zeros(size, np.int64), np.zeros(size, np.int64)
+  c_wins, c_negatives = np.zeros(size, np.int64), np.zeros(size, np.int64)
+  for start in range(0, size, chunk_size):
+    stop = min(start + chunk_size, size)
+    rows = np.arange(stop - start)
+    scores = np.asarray(score_rows(heldout.users[start:stop]))
+    positive = scores[rows, heldout.items[start:stop]]
+    chunk_wins, chunk_c_wins = _row_wins(scores, positive, candidates)
+    ex_rows, ex_items = _chunk_exclusions(heldout, start, stop, num_items)
+    ex_below = scores[ex_rows, ex_items] < positive[ex_rows]
+    wins[start:stop] = chunk_wins - np.bincount(ex_rows[ex_below], minlength=len(rows))
+    c_wins[start:stop] = chunk_c_wins - np.bincount(
+        ex_rows[ex_below & candidates[ex_items]], minlength=len(rows))
+    negatives[start:stop], c_negatives[start:stop] = _negatives(
+        ex_rows, ex_items, len(rows), num_items, candidates)
+  return _Counts(wins, negatives, c_wins, c_negatives)
+
+
 def per_user_auc(
     score_rows: ScoreRows,
     heldout: HeldOut,
@@ -105,30 +185,10 @@ def per_user_auc(
   Returns:
     [E] float64 AUC per evaluated user; NaN for a user left with no negative.
   """
-  if candidates is None:
-    candidates = np.ones(num_items, bool)
-  candidates = np.asarray(candidates, bool)
-  auc = np.full(len(heldout), np.nan)
-  for start in range(0, len(heldout), chunk_size):
-    stop = min(start + chunk_size, len(heldout))
-    rows = np.arange(stop - start)
-    scores = np.asarray(score_rows(heldout.users[start:stop]))
-    positive = scores[rows, heldout.items[start:stop]]
-    below = (scores < positive[:, None]) & candidates[None, :]
-    wins = below.sum(axis=1).astype(np.float64)
-    # Remove the excluded items (train/validation/test of the user) from wins and negatives.
-    lo, hi = heldout.exclude_offsets[start], heldout.exclude_offsets[stop]
-    ex_items = heldout.exclude_items[lo:hi]
-    ex_rows = np.repeat(rows, np.diff(heldout.exclude_offsets[start:stop + 1]))
-    # An item listed twice for a user (it should not be) must be removed only once.
-    key = np.unique(ex_rows.astype(np.int64) * num_items + ex_items)
-    ex_rows, ex_items = key // num_items, key % num_items
-    wins -= np.bincount(ex_rows, weights=below[ex_rows, ex_items], minlength=len(rows))
-    negatives = candidates.sum() - np.bincount(
-        ex_rows, weights=candidates[ex_items], minlength=len(rows))
-    with np.errstate(invalid="ignore", divide="ignore"):
-      auc[start:stop] = np.where(negatives > 0, wins / negatives, np.nan)
-  return auc
+  candidates = (np.ones(num_items, bool) if candidates is None
+                else np.asarray(candidates, bool))
+  counts = _score_row_counts(score_rows, heldout, num_items, candidates, chunk_size)
+  return _ratio(counts.candidate_wins, counts.candidate_negatives)
 
 
 def auc_all_and_cold(
@@ -138,28 +198,134 @@ def auc_all_and_cold(
     cold_threshold: int = COLD_THRESHOLD,
     chunk_size: int = 1024,
 ) -> dict:
-  """Exact AUC on all items and on cold items (see the module docstring).
+  """Exact AUC on all items and on cold items (see the module docstring), both from one pass
+  over the score rows.
 
   Args:
+    score_rows: returns the score matrix of a chunk of users.
+    heldout: the evaluated users, their held-out items and excluded items.
     train_counts: [num_items] training observations per item.
+    cold_threshold: items with fewer training observations are cold.
+    chunk_size: users scored at once.
 
   Returns:
     dict with `auc`, `auc_cold`, and the user counts `num_users`, `num_users_cold`
     (`auc_cold` is NaN when no evaluated user has a cold held-out item).
   """
-  num_items = len(train_counts)
   cold_items = np.asarray(train_counts) < cold_threshold
-  all_auc = per_user_auc(score_rows, heldout, num_items, chunk_size=chunk_size)
-  cold_users = cold_items[heldout.items]
-  cold = heldout.select(cold_users)
-  cold_auc = per_user_auc(score_rows, cold, num_items, candidates=cold_items,
-                          chunk_size=chunk_size)
+  counts = _score_row_counts(score_rows, heldout, len(cold_items), cold_items, chunk_size)
+  return _summary(counts, cold_items[heldout.items])
+
+
+def _summary(counts: _Counts, cold_users: np.ndarray) -> dict:
+  all_auc = _ratio(counts.wins, counts.negatives)
+  cold_auc = _ratio(counts.candidate_wins, counts.candidate_negatives)[cold_users]
   return {
       "auc": _nanmean(all_auc),
       "auc_cold": _nanmean(cold_auc),
       "num_users": int(np.sum(~np.isnan(all_auc))),
       "num_users_cold": int(np.sum(~np.isnan(cold_auc))),
   }
+
+
+# --- From embeddings: x_ui = theta_u . phi_i, each product row counted while in cache -------
+
+EMBEDDING_CHUNK_SIZE = 512
+
+
+def _embedding_counts(user_vectors, item_vectors, heldout: HeldOut, candidates: np.ndarray,
+                      chunk_size: int) -> _Counts:
+  """`_score_row_counts` for x_ui = user_vectors[u] . item_vectors[i].
+
+  The items are reordered once so that the candidates come first: a row's candidate wins are
+  then the wins in the row's first `candidates.sum()` columns, counted from the same boolean
+  row without a mask. Each chunk's product is written into one reused float32 buffer
+  (no allocation, no page faults), and each row is compared and counted right after, while
+  the comparison's 1-byte-per-item result is still in cache.
+  """
+  user_vectors = np.asarray(user_vectors, np.float32)
+  item_vectors = np.asarray(item_vectors, np.float32)
+  num_items = len(item_vectors)
+  order = np.concatenate([np.flatnonzero(candidates), np.flatnonzero(~candidates)])
+  position = np.empty(num_items, np.int64)
+  position[order] = np.arange(num_items)
+  num_candidates = int(candidates.sum())
+  items_t = np.ascontiguousarray(item_vectors[order].T)  # [K, N], candidates first.
+  size = len(heldout)
+  wins, negatives = np.zeros(size, np.int64), np.zeros(size, np.int64)
+  c_wins, c_negatives = np.zeros(size, np.int64), np.zeros(size, np.int64)
+  buffer = np.empty((max(1, min(chunk_size, size)), num_items), np.float32)
+  for start in range(0, size, chunk_size):
+    stop = min(start + chunk_size, size)
+    count = stop - start
+    scores = buffer[:count]
+    np.matmul(user_vectors[heldout.users[start:stop]], items_t, out=scores)
+    positive = scores[np.arange(count), position[heldout.items[start:stop]]]
+    chunk_wins, chunk_c_wins = _row_wins(scores, positive, num_candidates)
+    ex_rows, ex_items = _chunk_exclusions(heldout, start, stop, num_items)
+    ex_below = scores[ex_rows, position[ex_items]] < positive[ex_rows]
+    wins[start:stop] = chunk_wins - np.bincount(ex_rows[ex_below], minlength=count)
+    c_wins[start:stop] = chunk_c_wins - np.bincount(ex_rows[ex_below & candidates[ex_items]],
+                                                    minlength=count)
+    negatives[start:stop], c_negatives[start:stop] = _negatives(
+        ex_rows, ex_items, count, num_items, candidates)
+  return _Counts(wins, negatives, c_wins, c_negatives)
+
+
+def per_user_auc_from_embeddings(
+    user_vectors: np.ndarray,
+    item_vectors: np.ndarray,
+    heldout: HeldOut,
+    candidates: np.ndarray | None = None,
+    chunk_size: int = EMBEDDING_CHUNK_SIZE,
+) -> np.ndarray:
+  """`per_user_auc` for the scores x_ui = theta_u . phi_i (eq. 6), each chunk's product
+  written into one reused buffer and every row counted while in cache.
+
+  Args:
+    user_vectors: [num_users, K] theta (rows indexed by `heldout.users`).
+    item_vectors: [num_items, K] phi of every item.
+    heldout: the evaluated users, their held-out items and excluded items.
+    candidates: optional [num_items] bool mask restricting the negatives (cold items).
+    chunk_size: users scored at once.
+
+  Returns:
+    [E] float64 AUC per evaluated user; NaN for a user left with no negative. Equal to
+    `per_user_auc` over the same float32 scores, ties included. (Another product, e.g. one
+    with other chunk shapes, may round a score in the last bit differently: exact products,
+    such as small-integer embeddings, make both paths agree bit for bit.)
+  """
+  num_items = len(item_vectors)
+  candidates = (np.ones(num_items, bool) if candidates is None
+                else np.asarray(candidates, bool))
+  counts = _embedding_counts(user_vectors, item_vectors, heldout, candidates, chunk_size)
+  return _ratio(counts.candidate_wins, counts.candidate_negatives)
+
+
+def auc_all_and_cold_from_embeddings(
+    user_vectors: np.ndarray,
+    item_vectors: np.ndarray,
+    heldout: HeldOut,
+    train_counts: np.ndarray,
+    cold_threshold: int = COLD_THRESHOLD,
+    chunk_size: int = EMBEDDING_CHUNK_SIZE,
+) -> dict:
+  """`auc_all_and_cold` for x_ui = theta_u . phi_i (eq. 6), in one pass over the catalog.
+
+  Args:
+    user_vectors: [num_users, K] theta (rows indexed by `heldout.users`).
+    item_vectors: [num_items, K] phi of every item.
+    heldout: the evaluated users, their held-out items and excluded items.
+    train_counts: [num_items] training observations per item.
+    cold_threshold: items with fewer training observations are cold.
+    chunk_size: users scored at once.
+
+  Returns:
+    The dict of `auc_all_and_cold`.
+  """
+  cold_items = np.asarray(train_counts) < cold_threshold
+  counts = _embedding_counts(user_vectors, item_vectors, heldout, cold_items, chunk_size)
+  return _summary(counts, cold_items[heldout.items])
 
 
 def _nanmean(values: np.ndarray) -> float:

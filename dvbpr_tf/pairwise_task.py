@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from dvbpr_tf import catalog as catalog_lib
+from dvbpr_tf import distribution
 from dvbpr_tf import evaluation
 from dvbpr_tf import sampler as sampler_lib
 
@@ -33,7 +34,8 @@ class PairwiseTask:
     self.metric_names = tuple(model.metric_names)
     self.examples_per_step = batch_size
     self.batch_size = batch_size
-    self.optimizer = keras.optimizers.Adam(learning_rate=learning_rate, epsilon=1e-8)
+    self.optimizer = distribution.loss_scaling(
+        keras.optimizers.Adam(learning_rate=learning_rate, epsilon=1e-8))
     self.optimizer.build(model.trainable_variables)
     if sampler is None:
       users, items = catalog.interactions("train")
@@ -46,14 +48,18 @@ class PairwiseTask:
   def trackables(self):
     return {"model": self.model, "optimizer": self.optimizer, "sampler": self.sampler}
 
-  def dataset(self, start_step: int) -> tf.data.Dataset:
-    return self.sampler.dataset(self.batch_size, start=start_step).prefetch(tf.data.AUTOTUNE)
+  def dataset(self, start_step: int,
+              shard: distribution.Shard | None = None) -> tf.data.Dataset:
+    return self.sampler.dataset(self.batch_size, start=start_step,
+                                shard=shard).prefetch(tf.data.AUTOTUNE)
 
   def train_step(self, batch):
+    """One Adam step (under a strategy: this replica's rows and share of the loss)."""
     with tf.GradientTape() as tape:
       terms = self.model.loss_terms(batch, training=True)
-    variables = self.model.trainable_variables
-    self.optimizer.apply_gradients(zip(tape.gradient(terms["loss"], variables), variables))
+      scaled = self.optimizer.scale_loss(terms["loss"])
+    distribution.apply_gradients(self.optimizer, tape, scaled,
+                                 self.model.trainable_variables)
     self.sampler.position.assign_add(1)
     return terms
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from dvbpr_tf import distribution
+
 _MAX_REDRAWS = 1000
 
 
@@ -43,7 +45,10 @@ class TripletSampler(tf.Module):
     self._offsets = tf.constant(offsets, tf.int64)
     self._items = tf.constant(items, tf.int64)
     self._keys = tf.constant(keys, tf.int64)
-    self.position = tf.Variable(0, dtype=tf.int64, trainable=False, name="position")
+    # Advanced once per step: under a distribution strategy every replica runs the step, and
+    # only the first replica's increment counts.
+    self.position = tf.Variable(0, dtype=tf.int64, trainable=False, name="position",
+                                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
 
   def contains(self, users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
     """Whether each items[k] is a training item of users[k]."""
@@ -96,9 +101,15 @@ class TripletSampler(tf.Module):
     batch = tf.fill(shape, tf.cast(batch_index, tf.int64))
     return {"user": user, "pos": pos, "neg": neg, "batch": batch}
 
-  def dataset(self, batch_size: int, start: int | None = None) -> tf.data.Dataset:
-    """An endless dataset of index batches, from batch `start` (default: `position`)."""
+  def dataset(self, batch_size: int, start: int | None = None,
+              shard: distribution.Shard | None = None) -> tf.data.Dataset:
+    """An endless dataset of index batches, from batch `start` (default: `position`).
+
+    `batch_size` is the global batch; with a `shard` the dataset yields that input pipeline's
+    per-replica slices of each global batch (see `distribution.split_batches`).
+    """
     if start is None:
       start = int(self.position.numpy())
-    return tf.data.Dataset.counter(start, dtype=tf.int64).map(
+    batches = tf.data.Dataset.counter(start, dtype=tf.int64).map(
         lambda b: self.sample(b, batch_size))
+    return distribution.split_batches(batches, shard, batch_size)

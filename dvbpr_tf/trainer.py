@@ -12,7 +12,10 @@ A task owns the model, its inputs and its step; the `Trainer` owns the loop:
 - TensorBoard scalars, buffered in memory and written right after each checkpoint, so the
   event files never hold a step that a resumed run would log again;
 - progress lines through absl.logging: epoch, step, loss, examples/s, time left;
-- a stop with a clear message, before anything is saved, when a loss is NaN or infinite.
+- a stop with a clear message, before anything is saved, when a loss is NaN or infinite;
+- an optional `tf.distribute.Strategy` (distribution.py): the task's variables are made in
+  its scope by the caller, the trainer feeds each replica its rows of the global batch, runs
+  the step on every replica and SUM-reduces the replicas' shares of the losses.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from dvbpr_tf import distribution
 from dvbpr_tf import errors
 from dvbpr_tf import workdir as workdir_lib
 
@@ -73,7 +77,12 @@ class Task(Protocol):
   example_unit: str  # e.g. "pairs" or "images"
 
   def trackables(self) -> Mapping[str, tf.Module]: ...
-  def dataset(self, start_step: int) -> tf.data.Dataset: ...
+  # The batches from step `start_step`; with a shard, that input pipeline's per-replica rows
+  # of each global batch (distribution.split_batches).
+  def dataset(self, start_step: int, shard: distribution.Shard | None = None
+              ) -> tf.data.Dataset: ...
+  # One step; under a strategy it runs on every replica, and each value it returns is the
+  # replica's share: the SUM over replicas is the global batch's value.
   def train_step(self, batch) -> Mapping[str, tf.Tensor]: ...
   def evaluate(self) -> Mapping[str, float]: ...
   def learning_rate(self) -> float: ...
@@ -84,10 +93,14 @@ class Trainer:
   """Runs a task's training to the end, resuming from the work dir's checkpoints."""
 
   def __init__(self, task: Task, config: LoopConfig, workdir: workdir_lib.Workdir,
-               on_epoch_end: Callable[[int, Mapping], None] | None = None):
+               on_epoch_end: Callable[[int, Mapping], None] | None = None,
+               strategy: tf.distribute.Strategy | None = None):
     self.task, self.config, self.work = task, config, workdir
     self.on_epoch_end = on_epoch_end
-    self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+    self.strategy = strategy
+    distribution.check_global_batch(task.examples_per_step, strategy)
+    with distribution.scope(strategy):
+      self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     self.checkpoint = tf.train.Checkpoint(step=self.step, **task.trackables())
     self.latest = tf.train.CheckpointManager(
         self.checkpoint, str(workdir.checkpoints / "latest"), config.keep_checkpoints,
@@ -129,12 +142,19 @@ class Trainer:
   # --- loop ------------------------------------------------------------------------------
 
   def _compiled_loop(self):
-    task, step = self.task, self.step
+    task, step, strategy = self.task, self.step, self.strategy
+
+    def one_step(batch):
+      if strategy is None:
+        return task.train_step(batch)
+      shares = strategy.run(task.train_step, args=(batch,))
+      return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, shares[k], axis=None)
+              for k in task.metric_names}
 
     def loop(iterator, num_steps):
       totals = {name: tf.constant(0.0) for name in task.metric_names}
       for _ in tf.range(num_steps):
-        values = task.train_step(next(iterator))
+        values = one_step(next(iterator))
         totals = {k: totals[k] + tf.cast(values[k], tf.float32) for k in totals}
         step.assign_add(1)
       return {k: v / tf.cast(num_steps, tf.float32) for k, v in totals.items()}
@@ -153,7 +173,8 @@ class Trainer:
     if start_step >= config.total_steps:
       logging.info("training already complete (step %d of %d)", start_step, config.total_steps)
     loop = self._compiled_loop()
-    iterator = iter(self.task.dataset(start_step))
+    iterator = iter(distribution.distribute_dataset(
+        self.strategy, lambda shard: self.task.dataset(start_step, shard)))
     rates, started = [], time.time()
     step = start_step
     while step < last_step:

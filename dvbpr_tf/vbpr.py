@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from dvbpr_tf import bpr_mf
+from dvbpr_tf import distribution
 from dvbpr_tf import losses
 
 
@@ -117,5 +118,5 @@ class Vbpr(bpr_mf.BprModel):
             tf.gather(self.gamma_item, pos), tf.gather(self.gamma_item, neg),
             tf.gather(self.beta_item, pos), tf.gather(self.beta_item, neg)]
     return (self.config.reg * tf.add_n([losses.l2_loss(t) for t in rows])
-            + self.config.reg_E * losses.l2_loss(self.embedding))
+            + distribution.replica_share(self.config.reg_E * losses.l2_loss(self.embedding)))
 

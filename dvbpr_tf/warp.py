@@ -36,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from dvbpr_tf import bpr_mf
+from dvbpr_tf import distribution
 from dvbpr_tf import losses
 
 MARGIN = 1.0
@@ -133,6 +134,8 @@ class WarpMf(bpr_mf.BprMf):
     users = tf.convert_to_tensor(users, tf.int64)
     key = tf.random.experimental.stateless_fold_in(self._key,
                                                    tf.cast(batch_index, tf.int64))
+    # Under a distribution strategy each replica draws for its own rows, independently.
+    key = distribution.fold_in_replica(key)
     shape = tf.stack([tf.size(users, out_type=tf.int32),
                       tf.constant(self.config.max_sampled, tf.int32)])
     flat_users = tf.reshape(

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 
 from absl import logging
+import tensorflow as tf
 
 from dvbpr_tf import catalog as catalog_lib
+from dvbpr_tf import distribution
 from dvbpr_tf import errors
 from dvbpr_tf import workdir as workdir_lib
 
@@ -20,7 +23,13 @@ EMBEDDED_CONFIG_FOR_PRESET = {"smoke": "tiny", "demo": "demo", "paper": "full",
 
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
-  """The flags every experiment takes, resolved."""
+  """The flags every experiment takes, resolved.
+
+  `strategy`, `mixed_precision` and `virtual_cpus` say where training runs (see
+  dvbpr_tf/distribution.py). In a multi-worker cluster every worker runs the same command;
+  the chief writes the work dir, any other worker writes its own copies (checkpoints are
+  collective operations) under `<workdir>/workers/<id>/`.
+  """
 
   experiment: str
   dataset: str
@@ -29,10 +38,26 @@ class RunSpec:
   data_dir: str | None
   manual_dir: str | None
   seed: int
+  strategy: str = "default"
+  mixed_precision: bool = False
+  virtual_cpus: int = 0
+
+  @property
+  def distribution(self) -> distribution.DistributionConfig:
+    return distribution.DistributionConfig(strategy=self.strategy,
+                                           mixed_precision=self.mixed_precision,
+                                           virtual_cpus=self.virtual_cpus)
+
+  def make_strategy(self) -> tf.distribute.Strategy | None:
+    """The run's strategy (None: one device), made once per process."""
+    return distribution.make_strategy(self.distribution)
 
   @property
   def work(self) -> workdir_lib.Workdir:
-    return workdir_lib.Workdir(self.workdir)
+    worker = distribution.worker_id(self.make_strategy())
+    if worker is None:
+      return workdir_lib.Workdir(self.workdir)
+    return workdir_lib.Workdir(os.path.join(self.workdir, "workers", str(worker)))
 
 
 def default_dataset(preset: str) -> str:
@@ -54,8 +79,8 @@ def check_same_run(work: workdir_lib.Workdir, config: dict) -> None:
   checkpoints into a different model would fail, or worse, half-succeed."""
   if not work.config_path.exists():
     return
-  previous = json.loads(work.config_path.read_text())
-  keys = [k for k in config if k != "run"]
+  previous = _saved_config(work)
+  keys = [k for k in config if k not in ("run", DATASET_KEY)]
   changed = [k for k in keys if previous.get(k) != json.loads(to_json(config[k]))]
   prev_run, run = previous.get("run", {}), config.get("run", {})
   changed += [f"--{k}" for k in ("experiment", "dataset", "seed")
@@ -67,13 +92,77 @@ def check_same_run(work: workdir_lib.Workdir, config: dict) -> None:
         "--workdir")
 
 
+DATASET_KEY = "dataset_sizes"  # In config.json: the sizes of the data the run trained on.
+
+
+def dataset_sizes(catalog: catalog_lib.Catalog) -> dict:
+  """What a checkpoint's shapes depend on: users (theta_u), items, categories (the GAN)."""
+  return {"name": catalog.name, "num_users": int(catalog.num_users),
+          "num_items": int(catalog.num_items), "num_categories": int(catalog.num_categories)}
+
+
+def check_same_dataset(work: workdir_lib.Workdir, catalog: catalog_lib.Catalog) -> None:
+  """Refuses a work dir whose checkpoints were trained on other data: a dataset of the same
+  name rebuilt from other files (more users, other categories) would not fit them.
+
+  For resuming a run (`start_run`) and for loading a trained model from its work dir.
+
+  Raises:
+    errors.UserError: the sizes recorded in the work dir's config.json differ from the
+      catalog's.
+  """
+  if not work.config_path.exists():
+    return
+  saved = _saved_config(work).get(DATASET_KEY)
+  if not isinstance(saved, dict):
+    return  # Written before the sizes were recorded: nothing to compare.
+  now = dataset_sizes(catalog)
+  changed = [f"{key[4:]} {saved.get(key)} -> {now[key]}"
+             for key in ("num_users", "num_items", "num_categories")
+             if saved.get(key) is not None and saved.get(key) != now[key]]
+  if changed:
+    raise errors.UserError(
+        f"the work dir {work.root} holds checkpoints trained on {saved.get('name')} with "
+        f"other sizes than the dataset {now['name']} has now ({', '.join(changed)}): it was "
+        "trained on other data (the dataset was rebuilt from other files, or is another "
+        "one); train anew in another work dir")
+
+
+def _saved_config(work: workdir_lib.Workdir) -> dict:
+  try:
+    saved = json.loads(work.config_path.read_text())
+  except (OSError, ValueError) as e:
+    raise errors.UserError(
+        f"{work.config_path} cannot be read ({e}); it was not written by this project, or "
+        "was damaged: choose a new --workdir") from e
+  if not isinstance(saved, dict):
+    raise errors.UserError(f"{work.config_path} is not a run configuration; choose a new "
+                           "--workdir")
+  return saved
+
+
 def start_run(spec: RunSpec, run_config: dict, catalog=None):
-  """Refuses a work dir of another configuration, loads the dataset (unless given), makes
-  the work dir and records the configuration: (catalog, work dir)."""
+  """Starts (or resumes) a run in its work dir: (catalog, work dir).
+
+  Refuses, before writing anything, a work dir of another configuration or of other data
+  (`check_same_run`, `check_same_dataset`); loads the dataset (unless given); makes the work
+  dir; takes its lock (`Workdir.lock`: a second live run in the same work dir is refused, the
+  lock of a killed one is taken over); records the configuration and the dataset's sizes.
+
+  The lock is held until the process exits: the experiments go on writing into the work dir
+  after this returns (training, export, results), and the kernel drops it however the
+  process ends. The same process may start several runs, in other work dirs (the demo's
+  `dvbpr/` and `gan/`) or in the same one again.
+  """
   check_same_run(spec.work, run_config)
   catalog = catalog or load_catalog(spec)
+  check_same_dataset(spec.work, catalog)
   work = spec.work.make()
-  work.write_config(run_config)
+  work.lock()
+  # Checked again under the lock: a run that just ended may have written its config.
+  check_same_run(work, run_config)
+  check_same_dataset(work, catalog)
+  work.write_config({**run_config, DATASET_KEY: dataset_sizes(catalog)})
   return catalog, work
 
 

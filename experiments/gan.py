@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 from PIL import ImageDraw
 
+from dvbpr_tf import distribution
 from dvbpr_tf import export as export_lib
 from dvbpr_tf import gan_task
 from dvbpr_tf import input_pipeline
@@ -29,7 +30,9 @@ def run(spec: common.RunSpec, config: gan_task.GanTrainConfig, catalog=None) -> 
   started = time.time()
   run_config = {"run": spec.__dict__, "model": "gan", "gan": dataclasses.asdict(config)}
   catalog, work = common.start_run(spec, run_config, catalog)
-  task = gan_task.GanTask(catalog, config)
+  strategy = spec.make_strategy()
+  with distribution.scope(strategy):
+    task = gan_task.GanTask(catalog, config)
   loop = trainer_lib.LoopConfig(
       epochs=config.epochs, steps_per_epoch=task.steps_per_epoch,
       steps_per_loop=min(config.steps_per_loop, task.steps_per_epoch),
@@ -39,7 +42,7 @@ def run(spec: common.RunSpec, config: gan_task.GanTrainConfig, catalog=None) -> 
                task.discriminator.count_params(), catalog.num_categories,
                config.network.image_size, config.network.image_size, loop.epochs,
                loop.steps_per_epoch)
-  summary = trainer_lib.Trainer(task, loop, work).run()
+  summary = trainer_lib.Trainer(task, loop, work, strategy=strategy).run()
 
   samples = task.sample_grid()
   grid = gan_task.tile(samples, config.samples_per_category)

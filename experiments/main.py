@@ -36,7 +36,8 @@ flags.DEFINE_enum("experiment", "demo", EXPERIMENTS, "What to run.")
 flags.DEFINE_string(
     "dataset", None,
     "Dataset name (fashion_mnist_shoppers, amazon_fashion, amazon_women, amazon_men, tradesy, "
-    "or builder/config such as fashion_mnist_shoppers/tiny). Default: the embedded "
+    "hm_fashion, fashion_catalog, or builder/config such as fashion_mnist_shoppers/tiny or "
+    "hm_fashion/sample_10pct_time). Default: the embedded "
     "fashion_mnist_shoppers in the config that goes with --preset (smoke: tiny, demo: demo, "
     "paper: full).")
 flags.DEFINE_enum("preset", "demo", ["smoke", "demo", "paper", "authors"],
@@ -52,6 +53,20 @@ flags.DEFINE_string("manual_dir", None,
                     "Where your downloaded source files are (default: "
                     "<data_dir>/downloads/manual).")
 flags.DEFINE_integer("seed", 0, "Random seed of the run (sampler, shuffling, evaluation).")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
+                  "Where training runs: default (one device), mirrored (every GPU of this "
+                  "machine), multi_worker (several machines; each runs this command with "
+                  "its TF_CONFIG). --batch_size stays the global batch.")
+flags.DEFINE_bool("mixed_precision", False,
+                  "float16 compute, float32 variables, loss scaling (for GPUs; slower on a "
+                  "CPU).")
+flags.DEFINE_integer("virtual_cpus", 0,
+                     "With --strategy=mirrored: split the CPU into this many logical devices "
+                     "and mirror over them (to try the distributed path without GPUs).")
+flags.DEFINE_bool("deterministic", False,
+                  "Deterministic ops (tf.config.experimental.enable_op_determinism): the same "
+                  "command gives the same numbers, also when resumed after an interruption "
+                  "(slower on GPUs).")
 
 flags.DEFINE_enum("model", "dvbpr", MODELS,
                   "With --experiment=recommendation: which recommender to train.")
@@ -100,6 +115,9 @@ def _spec():
       data_dir=FLAGS.data_dir,
       manual_dir=FLAGS.manual_dir,
       seed=FLAGS.seed,
+      strategy=FLAGS.strategy,
+      mixed_precision=FLAGS.mixed_precision,
+      virtual_cpus=FLAGS.virtual_cpus,
   )
 
 
@@ -204,11 +222,58 @@ def _baseline_config():
   return config_lib.override(config_lib.baseline_preset(FLAGS.preset), changes)
 
 
+# Allowed values of the numeric and free-text flags: flag -> (test, what is allowed). Checked
+# before anything is imported or written, so a mistyped value costs a second, not a run.
+_AT_LEAST_1 = (lambda v: v >= 1, "at least 1")
+_AT_LEAST_0 = (lambda v: v >= 0, "at least 0")
+_POSITIVE = (lambda v: v > 0 and v != float("inf"), "a finite number > 0")
+_NON_NEGATIVE = (lambda v: 0 <= v < float("inf"), "a finite number >= 0")
+FLAG_RANGES = {
+    "embedding_dim": _AT_LEAST_1, "image_size": _AT_LEAST_1, "epochs": _AT_LEAST_1,
+    "batch_size": (lambda v: v >= 1, "positive (at least 1)"),
+    "steps_per_epoch": (lambda v: v >= 0, "at least 0 (0: the dataset's epoch length)"),
+    "steps_per_loop": _AT_LEAST_1,
+    "checkpoint_every_steps": (lambda v: v >= 0, "at least 0 (0: at epoch ends only)"),
+    "width_multiplier": _POSITIVE, "learning_rate": _POSITIVE,
+    "dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "weight_decay": _NON_NEGATIVE, "theta_decay": _NON_NEGATIVE, "reg": _NON_NEGATIVE,
+    "cache_decoded": (lambda v: v in ("auto", "always", "never"), "one of auto, always, never"),
+    "z_dim": _AT_LEAST_1,
+    "sample_every_steps": (lambda v: v >= 0, "at least 0 (0: at epoch ends only)"),
+    "user": _AT_LEAST_0, "item": _AT_LEAST_0, "num_starts": _AT_LEAST_1,
+    "design_steps": _AT_LEAST_0, "eta": _NON_NEGATIVE, "trials": _AT_LEAST_1,
+    "virtual_cpus": _AT_LEAST_0, "seed": _AT_LEAST_0,
+}
+_LABELS = {"embedding_dim": "--embedding_dim (K)"}
+
+
+def check_flags() -> None:
+  """Refuses a flag value outside its allowed range, naming the flag and the range.
+
+  Raises:
+    errors.ConfigError: the first flag out of range.
+  """
+  from dvbpr_tf import errors  # pylint: disable=g-import-not-at-top
+  for name, (allowed, text) in FLAG_RANGES.items():
+    value = getattr(FLAGS, name)
+    if value is not None and not allowed(value):
+      label = _LABELS.get(name, f"--{name}")
+      raise errors.ConfigError(f"{label} must be {text}, got {value}")
+
+
 def main(argv) -> int:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   from dvbpr_tf import errors  # pylint: disable=g-import-not-at-top
+  try:
+    check_flags()
+  except errors.ConfigError as e:
+    print(f"error: {e}", file=sys.stderr, flush=True)
+    return 2
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  if FLAGS.deterministic:
+    tf.config.experimental.enable_op_determinism()
   tfds.disable_progress_bar()
   spec = _spec()
   try:
@@ -236,8 +301,15 @@ def main(argv) -> int:
       from experiments import demo  # pylint: disable=g-import-not-at-top
       demo.run(spec, _dvbpr_config(spec.seed), _gan_config(spec.seed))
   except errors.EXPECTED_ERRORS as e:
-    logging.error("%s", e)
-    print(f"error: {e}", file=sys.stderr, flush=True)
+    logging.error("%s", errors.describe(e))
+    print(f"error: {errors.describe(e)}", file=sys.stderr, flush=True)
+    return 2
+  except (OSError, tf.errors.OpError) as e:
+    message = errors.write_failure(e)  # A disk or permission error of a write; else a bug.
+    if message is None:
+      raise
+    logging.error("%s", message)
+    print(f"error: {message}", file=sys.stderr, flush=True)
     return 2
   return 0
 

@@ -12,6 +12,7 @@ from absl import logging
 import numpy as np
 
 from dvbpr_tf import config as config_lib
+from dvbpr_tf import distribution
 from dvbpr_tf import dvbpr_task
 from dvbpr_tf import export as export_lib
 from dvbpr_tf import projector
@@ -27,7 +28,9 @@ def run(spec: common.RunSpec, config: config_lib.DvbprConfig, catalog=None) -> d
   started = time.time()
   run_config = {"run": spec.__dict__, "model": "dvbpr", "dvbpr": config_lib.as_dict(config)}
   catalog, work = common.start_run(spec, run_config, catalog)
-  task = dvbpr_task.DvbprTask(catalog, config)
+  strategy = spec.make_strategy()
+  with distribution.scope(strategy):
+    task = dvbpr_task.DvbprTask(catalog, config)
   loop = trainer_lib.LoopConfig(
       epochs=config.train.epochs,
       steps_per_epoch=dvbpr_task.steps_per_epoch(catalog, config),
@@ -37,7 +40,7 @@ def run(spec: common.RunSpec, config: config_lib.DvbprConfig, catalog=None) -> d
   logging.info("DVBPR: %d parameters in the tower, %d users x K=%d; %d epochs of %d steps",
                task.model.tower.count_params(), catalog.num_users,
                config.tower.embedding_dim, loop.epochs, loop.steps_per_epoch)
-  trainer = trainer_lib.Trainer(task, loop, work)
+  trainer = trainer_lib.Trainer(task, loop, work, strategy=strategy)
   summary = trainer.run()
   best = trainer.restore_best() or summary["best"]
 
@@ -125,7 +128,7 @@ def run_baseline(spec: common.RunSpec, method: str, baseline: config_lib.Baselin
     record = recommenders.evaluator_for(catalog, spec.seed).evaluate_scores(scorer.score_rows)
   else:
     record = table3.train_pairwise(method, catalog, item_features, baseline, dim, reg, work,
-                                   spec.seed)
+                                   spec.seed, strategy=spec.make_strategy())
   results = common.results_header(spec, catalog)
   results.update({"model": method, "params": {"K": dim, "reg": reg}, "features": info,
                   **{k: record.get(k) for k in METRIC_KEYS},

@@ -16,6 +16,7 @@ import time
 from absl import logging
 
 from dvbpr_tf import config as config_lib
+from dvbpr_tf import distribution
 from dvbpr_tf import features as features_lib
 from dvbpr_tf import pairwise_task
 from dvbpr_tf import recommenders
@@ -30,19 +31,22 @@ RECORD_KEYS = ("auc_valid", "auc_valid_cold", "auc_valid_sampled100", "auc_test"
 
 
 def train_pairwise(method: str, catalog, item_features, baseline: config_lib.BaselineConfig,
-                   dim: int, reg: float, workdir: workdir_lib.Workdir, seed: int) -> dict:
-  """Trains one grid point of a pairwise model; returns its best-validation record."""
-  model, sampler = recommenders.build_pairwise(
-      method, catalog, item_features, dim=dim, reg=reg, seed=seed,
-      max_sampled=baseline.warp_max_sampled)
-  task = pairwise_task.PairwiseTask(model, catalog, batch_size=baseline.batch_size,
-                                    learning_rate=baseline.learning_rate, seed=seed,
-                                    sampler=sampler)
+                   dim: int, reg: float, workdir: workdir_lib.Workdir, seed: int,
+                   strategy=None) -> dict:
+  """Trains one grid point of a pairwise model (under `strategy`, if given); returns its
+  best-validation record."""
+  with distribution.scope(strategy):
+    model, sampler = recommenders.build_pairwise(
+        method, catalog, item_features, dim=dim, reg=reg, seed=seed,
+        max_sampled=baseline.warp_max_sampled)
+    task = pairwise_task.PairwiseTask(model, catalog, batch_size=baseline.batch_size,
+                                      learning_rate=baseline.learning_rate, seed=seed,
+                                      sampler=sampler)
   steps = baseline.steps_per_epoch or max(
       1, len(catalog.interactions("train")[0]) // baseline.batch_size)
   loop = trainer_lib.LoopConfig(epochs=baseline.epochs, steps_per_epoch=steps,
                                 steps_per_loop=min(baseline.steps_per_loop, steps))
-  trainer = trainer_lib.Trainer(task, loop, workdir)
+  trainer = trainer_lib.Trainer(task, loop, workdir, strategy=strategy)
   summary = trainer.run()
   best = summary["best"] or {}
   return {k: best.get(k) for k in RECORD_KEYS} | {"best_epoch": best.get("epoch")}
@@ -74,7 +78,7 @@ def run_method(method: str, spec: common.RunSpec, catalog, item_features,
                    reg)
       point = workdir_lib.Workdir(work.root / method / f"K{dim}_reg{reg:g}")
       record = train_pairwise(method, catalog, item_features, baseline, dim, reg, point,
-                              spec.seed)
+                              spec.seed, strategy=spec.make_strategy())
       grid.append({"params": {"K": dim, "reg": reg}, **record})
     scored = [g for g in grid if g.get("auc_valid") is not None]
     record = dict(max(scored, key=lambda g: g["auc_valid"])) if scored else dict(grid[0])

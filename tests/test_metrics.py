@@ -81,3 +81,57 @@ def test_two_heldout_items_for_one_user_is_refused():
   with pytest.raises(ValueError, match="more than one"):
     metrics.HeldOut.from_interactions(np.array([0, 0]), np.array([1, 2]),
                                       np.array([True, True]), 1)
+
+
+def _random_case(seed, num_users=13, num_items=17, dim=3):
+  """Interactions (a repeated pair included) and small-integer embeddings: every float32
+  product is exact whatever the summation order, and scores tie often."""
+  rng = np.random.default_rng(seed)
+  users, items, heldout_mask = [], [], []
+  for u in range(num_users):
+    picks = list(rng.choice(num_items, rng.integers(3, 8), replace=False))
+    picks.insert(0, picks[0])  # The same training pair twice: excluded once.
+    users += [u] * len(picks)
+    items += picks
+    heldout_mask += [False] * (len(picks) - 1) + [True]
+  users, items, heldout_mask = map(np.asarray, (users, items, heldout_mask))
+  theta = rng.integers(-2, 3, (num_users, dim)).astype(np.float32)
+  phi = rng.integers(-2, 3, (num_items, dim)).astype(np.float32)
+  return users, items, heldout_mask, theta, phi
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_embedding_path_matches_brute_force_with_ties(seed):
+  users, items, heldout_mask, theta, phi = _random_case(seed)
+  scores = theta @ phi.T
+  num_users, num_items = scores.shape
+  heldout = metrics.HeldOut.from_interactions(users, items, heldout_mask, num_users)
+  expected = brute_force_auc(scores, users, items, heldout_mask)
+  got = metrics.per_user_auc_from_embeddings(theta, phi, heldout, chunk_size=5)
+  np.testing.assert_allclose(got, [expected[u] for u in heldout.users])
+  np.testing.assert_array_equal(got, metrics.per_user_auc(lambda u: scores[u], heldout,
+                                                          num_items, chunk_size=4))
+
+  candidates = np.arange(num_items) % 3 != 0
+  cand_expected = brute_force_auc(scores, users, items, heldout_mask, candidates)
+  got = metrics.per_user_auc_from_embeddings(theta, phi, heldout, candidates, chunk_size=4)
+  np.testing.assert_allclose(got, [cand_expected.get(u, np.nan) for u in heldout.users])
+
+  train_counts = np.bincount(items[~heldout_mask], minlength=num_items)
+  fast = metrics.auc_all_and_cold_from_embeddings(theta, phi, heldout, train_counts,
+                                                  cold_threshold=2, chunk_size=6)
+  reference = metrics.auc_all_and_cold(lambda u: scores[u], heldout, train_counts,
+                                       cold_threshold=2, chunk_size=5)
+  assert fast.keys() == reference.keys()
+  for key, value in reference.items():
+    np.testing.assert_array_equal(fast[key], value)
+
+
+def test_embedding_path_hand_worked_tie():
+  # theta = [1], phi = [0.5, 0.5, 0.1, 0.9]: train {3}, test item 0 (0.5). Negatives 1 (tie:
+  # not counted) and 2 (below) -> AUC = 1/2.
+  heldout = metrics.HeldOut.from_interactions(np.array([0, 0]), np.array([3, 0]),
+                                              np.array([False, True]), 1)
+  got = metrics.per_user_auc_from_embeddings(np.array([[1.0]]),
+                                             np.array([[0.5], [0.5], [0.1], [0.9]]), heldout)
+  np.testing.assert_allclose(got, [0.5])

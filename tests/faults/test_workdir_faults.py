@@ -1,0 +1,137 @@
+"""The work dir's lock and atomic writes, against real processes and real file-system errors.
+
+The lock: a live holder (another process) refuses a second one with its pid and host; a
+holder killed with SIGKILL never leaves the work dir locked; the same process may take the
+lock again; where `flock` is missing, the recorded pid decides (a dead or reused pid is taken
+over). Writes: a file that cannot be written raises `WriteError` naming the path and the
+reason, keeps what was there and leaves no temporary file; TensorFlow's file-system errors are
+recognised by their reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from dvbpr_tf import errors
+from dvbpr_tf import workdir as workdir_lib
+from tests.faults import runs
+
+HOLD = """
+import sys, time
+from dvbpr_tf import workdir
+workdir.Workdir(sys.argv[1]).lock()
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+def _holder(path) -> subprocess.Popen:
+  process = subprocess.Popen([sys.executable, "-c", HOLD, str(path)], cwd=runs.REPO,
+                             env=runs.ENV, stdout=subprocess.PIPE, text=True)
+  assert process.stdout.readline().strip() == "locked"
+  return process
+
+
+def test_a_live_holder_refuses_and_a_killed_one_is_taken_over(tmp_path, caplog):
+  holder = _holder(tmp_path / "run")
+  try:
+    with pytest.raises(workdir_lib.WorkdirBusyError) as info:
+      workdir_lib.Workdir(tmp_path / "run").lock()
+    assert str(info.value) == (
+        f"another run (pid {holder.pid} on host {socket.gethostname()}) is using "
+        f"{tmp_path / 'run'}; wait for it or choose another --workdir")
+    assert isinstance(info.value, errors.UserError)
+  finally:
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+  assert (tmp_path / "run" / ".lock").exists()  # What the killed holder left.
+  with workdir_lib.Workdir(tmp_path / "run").lock() as lock:
+    assert lock.previous["pid"] == holder.pid
+    assert json.loads((tmp_path / "run" / ".lock").read_text())["pid"] == os.getpid()
+  assert f"from a run that is gone (pid {holder.pid} on host" in caplog.text
+  assert not (tmp_path / "run" / ".lock").exists()  # Released: removed.
+
+
+def test_the_same_process_may_take_it_again(tmp_path):
+  work = workdir_lib.Workdir(tmp_path)
+  first, second = work.lock(), work.lock()
+  assert first is second
+  second.release()
+  assert (tmp_path / ".lock").exists()
+  first.release()
+  assert not (tmp_path / ".lock").exists()
+
+
+def test_without_flock_the_recorded_pid_decides(tmp_path, monkeypatch):
+  monkeypatch.setattr(workdir_lib, "fcntl", None)
+  host = socket.gethostname()
+  dead = subprocess.Popen([sys.executable, "-c", "pass"])
+  dead.wait()
+  live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+  try:
+    cases = (({"pid": dead.pid, "host": host}, None),
+             ({"pid": live.pid, "host": host, "process_start": -1}, None),  # A reused pid.
+             ({"pid": live.pid, "host": host}, workdir_lib.WorkdirBusyError),
+             ({"pid": 1, "host": "another-host"}, workdir_lib.WorkdirBusyError))
+    for n, (holder, refusal) in enumerate(cases):
+      root = tmp_path / str(n)
+      root.mkdir()
+      (root / ".lock").write_text(json.dumps(holder))
+      if refusal is None:
+        with workdir_lib.Workdir(root).lock() as lock:
+          assert lock.previous == holder
+      else:
+        with pytest.raises(refusal):
+          workdir_lib.Workdir(root).lock()
+  finally:
+    live.kill()
+    live.wait()
+
+
+def test_a_failed_write_names_the_path_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+  target = tmp_path / "results.json"
+  workdir_lib.write_json_atomic(target, {"auc": 0.7})
+  a_file = tmp_path / "a_file"
+  a_file.write_text("x")
+  with pytest.raises(errors.WriteError) as info:
+    workdir_lib.write_json_atomic(a_file / "results.json", {"auc": 0.8})
+  assert str(info.value) == (f"cannot write {a_file}: it is a file, not a folder; choose "
+                             "another --workdir")
+  with pytest.raises(errors.WriteError) as info:
+    workdir_lib.write_json_atomic(a_file / "sub" / "results.json", {"auc": 0.8})
+  assert str(info.value) == (f"cannot write {a_file / 'sub'}: Not a directory; a part of the "
+                             "path is a file, not a folder: choose another --workdir")
+  (tmp_path / "taken").mkdir()  # A folder where the file is to go: the rename fails.
+  with pytest.raises(errors.WriteError, match="Is a directory"):
+    workdir_lib.write_bytes_atomic(tmp_path / "taken", b"data")
+  assert json.loads(target.read_text()) == {"auc": 0.7}
+  assert runs.leftovers(tmp_path) == []
+  with pytest.raises(errors.WriteError, match="Not a directory"):
+    workdir_lib.Workdir(a_file / "run").make()
+
+
+@pytest.mark.parametrize("error, path, reason, expected", [
+    ("ResourceExhaustedError", "/w/checkpoints/latest/ckpt-3_temp/part-0.data",
+     "No space left on device", "cannot write /w/checkpoints/latest/ckpt-3_temp/part-0.data: "
+     "No space left on device; free some disk space, then rerun the same command"),
+    ("FailedPreconditionError", "/w/logs/train/events", "Read-only file system",
+     "cannot write /w/logs/train/events: Read-only file system; choose a --workdir on a "
+     "writable file system"),
+    ("PermissionDeniedError", "/w/export/.dvbpr/model", "Permission denied",
+     "cannot write (or read) /w/export/.dvbpr/model: Permission denied; choose a --workdir "
+     "you may write to"),
+])
+def test_tensorflow_file_system_errors_become_one_line(error, path, reason, expected):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  raised = getattr(tf.errors, error)(
+      None, None, f"{{{{function_node __wrapped__SaveV2}}}} {path}; {reason} [Op:SaveV2]")
+  assert str(errors.write_failure(raised)).startswith(expected)
+  assert errors.write_failure(tf.errors.InvalidArgumentError(None, None, "shape")) is None
+  assert errors.write_failure(ValueError("No space left on device")) is None
