@@ -240,8 +240,10 @@ class Trainer:
       self.on_epoch_end(epoch, record)
 
   def _save(self, step: int) -> None:
-    self.latest.save(checkpoint_number=step)
+    # The history first: a kill between the two writes leaves records past the restored
+    # step, which `restore` drops; the other order would lose an epoch's evaluation.
     workdir_lib.write_json_atomic(self.history_path, self.history)
+    self.latest.save(checkpoint_number=step)
     with self._writer.as_default():
       for s, name, value in self._buffer:
         tf.summary.scalar(name, value, step=s)

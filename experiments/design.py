@@ -74,8 +74,8 @@ def run_design(spec: common.RunSpec, dvbpr_config, gan_config, config: design_li
   catalog = common.load_catalog(spec)
   user = resolve_user(catalog, request.user)
   category = resolve_category(catalog, request.category)
-  work = spec.work.make()
   d_task, g_task, designer = _models(spec, catalog, dvbpr_config, gan_config, request)
+  work = spec.work.make()  # After the models load: a refused model leaves nothing behind.
   item_vectors = d_task.item_vectors()
   ids, scores = design_lib.retrieve(d_task.user_vectors()[user], item_vectors,
                                     catalog.item_category, category, config.top_k)
@@ -136,8 +136,8 @@ def run_tailoring(spec: common.RunSpec, dvbpr_config, gan_config,
     query = np.asarray(Image.open(io.BytesIO(query_bytes)).convert("RGB"))
   except (UnidentifiedImageError, OSError) as e:
     raise errors.UserError(f"the query image {query_name} does not decode: {e}") from e
-  work = spec.work.make()
   _, g_task, designer = _models(spec, catalog, dvbpr_config, gan_config, request)
+  work = spec.work.make()  # After the models load: a refused model leaves nothing behind.
   result = designer.tailor(user, category, query, config, record_steps=record_steps)
   size = g_task.network.image_size
   query_small = input_pipeline.to_uint8(result.inversion.target)

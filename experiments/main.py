@@ -311,6 +311,10 @@ def main(argv) -> int:
     logging.error("%s", message)
     print(f"error: {message}", file=sys.stderr, flush=True)
     return 2
+  except KeyboardInterrupt:
+    print("interrupted: what was saved is kept; rerun the same command to resume from the "
+          "last checkpoint", file=sys.stderr, flush=True)
+    return 130
   return 0
 
 

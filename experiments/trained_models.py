@@ -56,6 +56,7 @@ def dvbpr(spec: common.RunSpec, catalog, preset_config, workdir: str | None = No
                        catalog=catalog)
   saved = _saved_config(root, "dvbpr")
   _check_dataset(saved, catalog, root)
+  common.check_same_dataset(workdir_lib.Workdir(root), catalog)
   config = config_lib.from_dict(config_lib.DvbprConfig, saved["dvbpr"])
   task = dvbpr_task.DvbprTask(catalog, config)
   if task.model.num_users != catalog.num_users:
@@ -76,6 +77,7 @@ def gan(spec: common.RunSpec, catalog, preset_config, workdir: str | None = None
     gan_experiment.run(_sub_spec(spec, str(root), "gan"), preset_config, catalog=catalog)
   saved = _saved_config(root, "gan")
   _check_dataset(saved, catalog, root)
+  common.check_same_dataset(workdir_lib.Workdir(root), catalog)
   config = config_lib.from_dict(gan_task.GanTrainConfig, saved["gan"])
   task = gan_task.GanTask(catalog, config)
   trainer = _trainer(task, root, config.epochs, best_metric="")

@@ -8,6 +8,7 @@ import pytest
 from dvbpr_tf_datasets.common import drops as drops_lib
 from dvbpr_tf_datasets.common import feedback_catalog
 from dvbpr_tf_datasets.common import interactions
+from dvbpr_tf_datasets.common import records
 from tests import feedback_files
 
 
@@ -75,7 +76,7 @@ def test_config_is_checked_and_read_only():
 
 
 def test_releasing_list_hands_out_each_image_once():
-  images = feedback_catalog.ReleasingList([b"a", b"b"])
+  images = records.ReleasingList([b"a", b"b"])
   assert len(images) == 2 and images[1] == b"b"
   with pytest.raises(RuntimeError, match="already written"):
     images[1]  # pylint: disable=pointless-statement

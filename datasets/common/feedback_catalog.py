@@ -46,6 +46,7 @@ from dvbpr_tf_datasets.common import drops as drops_lib
 from dvbpr_tf_datasets.common import errors
 from dvbpr_tf_datasets.common import images
 from dvbpr_tf_datasets.common import interactions
+from dvbpr_tf_datasets.common import records
 from dvbpr_tf_datasets.common import splits as splits_lib
 from dvbpr_tf_datasets.common import statistics
 
@@ -375,21 +376,42 @@ def log_and_print_statistics(name: str, stats: Mapping) -> None:
   print(text, flush=True)
 
 
-class ReleasingList:
-  """Hands out each element once, dropping the list's reference to it (each image is held
-  once: by the list until written, then by nobody)."""
+class FeedbackBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """What the raw-feedback builders share: the manual directory, the build, the statistics
+  and the records. A subclass names its files and reads them (`build_catalog`)."""
 
-  def __init__(self, values: list):
-    self._values = values
+  REQUIRED_FILES: Sequence[str] = ()  # In the manual directory, checked before reading.
+  HOMEPAGE: str | None = None
 
-  def __len__(self) -> int:
-    return len(self._values)
+  def build_catalog(self, root: epath.Path, name: str) -> FeedbackCatalog:
+    raise NotImplementedError
 
-  def __getitem__(self, index: int):
-    value = self._values[index]
-    if value is None:
-      raise RuntimeError(
-          f"the image of item {index} was already written and released; the catalog can be "
-          "generated once per build: build again from the files.")
-    self._values[index] = None
-    return value
+  def _info(self) -> tfds.core.DatasetInfo:
+    return self.dataset_info_from_configs(
+        features=records.catalog_features(None),
+        homepage=self.HOMEPAGE,
+        disable_shuffling=True,
+        metadata=tfds.core.MetadataDict(),
+    )
+
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+    name = f"{self.name}/{self.builder_config.name}"
+    root = manual_dir(dl_manager, self.REQUIRED_FILES, self.MANUAL_DOWNLOAD_INSTRUCTIONS, name)
+    catalog = self.build_catalog(root, name)
+    self.info.features["category"].names = catalog.category_names
+    self.info.metadata["statistics"] = catalog.statistics
+    self.info.metadata["dropped_examples"] = catalog.dropped_examples
+    write_user_source_ids(self.data_path, catalog.user_source_ids)
+    log_and_print_statistics(name, catalog.statistics)
+    return {records.CATALOG_SPLIT: self._generate_examples(catalog)}
+
+  def _generate_examples(self, catalog: FeedbackCatalog):
+    """Yields the catalog records in item order, releasing each image once yielded."""
+    yield from records.catalog_examples(
+        source_ids=catalog.source_ids,
+        jpegs=records.ReleasingList(catalog.jpegs),
+        categories=catalog.categories,
+        users=catalog.users,
+        items=catalog.items,
+        splits=catalog.splits,
+    )

@@ -89,6 +89,26 @@ def catalog_examples(
     }
 
 
+class ReleasingList:
+  """Hands out each element once, dropping the list's reference to it (each image is held
+  once: by the list until written, then by nobody)."""
+
+  def __init__(self, values: list):
+    self._values = values
+
+  def __len__(self) -> int:
+    return len(self._values)
+
+  def __getitem__(self, index: int):
+    value = self._values[index]
+    if value is None:
+      raise RuntimeError(
+          f"the image of item {index} was already written and released; the catalog can be "
+          "generated once per build: build again from the source files.")
+    self._values[index] = None
+    return value
+
+
 def _as_file(jpeg: bytes):
   import io  # pylint: disable=g-import-not-at-top
 

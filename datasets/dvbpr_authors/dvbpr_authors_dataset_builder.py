@@ -142,7 +142,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     """Yields the catalog records in item order, releasing each image once yielded."""
     yield from records.catalog_examples(
         source_ids=catalog.source_ids,
-        jpegs=_ReleasingList(catalog.jpegs),
+        jpegs=records.ReleasingList(catalog.jpegs),
         categories=catalog.categories,
         users=catalog.users,
         items=catalog.items,
@@ -168,26 +168,6 @@ def _manual_file(dl_manager, filename: str) -> epath.Path:
         f"{_MANUAL_DOWNLOAD_INSTRUCTIONS}"
     )
   return path
-
-
-class _ReleasingList:
-  """Hands out each element once, dropping the list's reference to it."""
-
-  def __init__(self, values: list):
-    self._values = values
-
-  def __len__(self) -> int:
-    return len(self._values)
-
-  def __getitem__(self, index: int):
-    value = self._values[index]
-    if value is None:
-      raise RuntimeError(
-          f"the image of item {index} was already written and released; the catalog can be "
-          "generated once per build: build again from the file."
-      )
-    self._values[index] = None
-    return value
 
 
 @dataclasses.dataclass

@@ -25,7 +25,6 @@ from dvbpr_tf_datasets.common import drops as drops_lib
 from dvbpr_tf_datasets.common import errors
 from dvbpr_tf_datasets.common import feedback_catalog
 from dvbpr_tf_datasets.common import interactions
-from dvbpr_tf_datasets.common import records
 
 INTERACTIONS_FILE = "interactions.csv"
 CATEGORIES_FILE = "categories.csv"
@@ -64,7 +63,7 @@ def _configs() -> list[feedback_catalog.FeedbackConfig]:
   return configs
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(feedback_catalog.FeedbackBuilder):
   """Your own interactions and product images (see README.md)."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -76,37 +75,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   # these two paths by itself.
   pkg_dir_path = epath.Path(__file__).parent
   code_path = epath.Path(__file__)
+  REQUIRED_FILES = (INTERACTIONS_FILE, IMAGES_DIR)
 
-  def _info(self) -> tfds.core.DatasetInfo:
-    return self.dataset_info_from_configs(
-        features=records.catalog_features(None),
-        disable_shuffling=True,
-        metadata=tfds.core.MetadataDict(),
-    )
-
-  def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    config = self.builder_config
-    name = f"{self.name}/{config.name}"
-    root = feedback_catalog.manual_dir(
-        dl_manager, [INTERACTIONS_FILE, IMAGES_DIR], _MANUAL_DOWNLOAD_INSTRUCTIONS, name)
-    catalog = build_catalog(root, config, name=name)
-    self.info.features["category"].names = catalog.category_names
-    self.info.metadata["statistics"] = catalog.statistics
-    self.info.metadata["dropped_examples"] = catalog.dropped_examples
-    feedback_catalog.write_user_source_ids(self.data_path, catalog.user_source_ids)
-    feedback_catalog.log_and_print_statistics(name, catalog.statistics)
-    return {records.CATALOG_SPLIT: self._generate_examples(catalog)}
-
-  def _generate_examples(self, catalog: feedback_catalog.FeedbackCatalog):
-    """Yields the catalog records in item order, releasing each image once yielded."""
-    yield from records.catalog_examples(
-        source_ids=catalog.source_ids,
-        jpegs=feedback_catalog.ReleasingList(catalog.jpegs),
-        categories=catalog.categories,
-        users=catalog.users,
-        items=catalog.items,
-        splits=catalog.splits,
-    )
+  def build_catalog(self, root: epath.Path, name: str) -> feedback_catalog.FeedbackCatalog:
+    return build_catalog(root, self.builder_config, name=name)
 
 
 def build_catalog(root: epath.PathLike, config: feedback_catalog.FeedbackConfig,

@@ -185,12 +185,6 @@ def test_resuming_on_a_rebuilt_dataset_of_other_sizes_is_refused(outcomes):
       "rebuilt from other files, or is another one); train anew in another work dir")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "experiments/trained_models.py restores a --dvbpr_workdir/--gan_workdir without "
-    "comparing the sizes it was trained on: a ValueError traceback (theta (50, 10) into "
-    "(11, 10)). Fix: call common.check_same_dataset(workdir_lib.Workdir(root), catalog) "
-    "after _saved_config in dvbpr() and gan(); and make experiments/design.py create its "
-    "work dir after the models load."))
 def test_design_with_a_model_of_a_rebuilt_dataset_is_refused(outcomes):
   run, work, _ = outcomes["design_with_model_of_rebuilt_dataset"]
   line = _check_refused(run, work, {})

@@ -178,11 +178,6 @@ class _Killed(BaseException):
   """Stands for SIGKILL in-process: nothing after the raise runs, nothing catches it."""
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "dvbpr_tf/trainer.py `Trainer._save` saves the checkpoint before history.json: a kill "
-    "between the two resumes past an epoch end whose evaluation is lost (and results.json "
-    "may then report another epoch than the best checkpoint holds). Fix: write history.json "
-    "first; restore() already drops the records past the restored step."))
 def test_an_epoch_evaluation_survives_a_kill_between_checkpoint_and_history(
     tiny_catalog, tmp_path, monkeypatch):
   """In-process: the run stops at the point fault_injection's `history` kills at (its
