@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test venv clean clean-runs clean-data
+.PHONY: demo test bench venv clean clean-runs clean-data
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The five speed benchmarks at full size (about 10-15 minutes on 2 cores): prints the table
+# and writes runs/benchmarks/full.json; see benchmarks/README.md.
+bench: $(STAMP)
+	$(PY) -m benchmarks.run --size=full
 
 clean-runs:
 	rm -rf runs

@@ -17,7 +17,8 @@ setuptools.setup(
         "Generative Image Models' (Kang, Fang, Wang, McAuley, ICDM 2017)."
     ),
     python_requires=">=3.10,<3.13",
-    packages=setuptools.find_packages(include=["dvbpr_tf", "dvbpr_tf.*", "experiments"])
+    packages=setuptools.find_packages(
+        include=["dvbpr_tf", "dvbpr_tf.*", "experiments", "benchmarks"])
     + ["dvbpr_tf_datasets"]
     + [f"dvbpr_tf_datasets.{name}" for name in _BUILDER_PACKAGES],
     package_dir={"dvbpr_tf_datasets": "datasets"},

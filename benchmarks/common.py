@@ -103,19 +103,15 @@ def compare(name: str, a: Rate, b: Rate, minimum: float | None, note: str = "",
                     bool(ratio >= minimum and extra_condition), note)
 
 
-def interleaved(measure_a: Callable[[], float], measure_b: Callable[[], float],
-                repeats: int) -> tuple[list[float], list[float]]:
-  """Runs the two measurements `repeats` times each, A B, B A, A B, ...; returns both lists
-  of rates in repeat order."""
-  rates_a, rates_b = [], []
+def interleaved(measures: Sequence[Callable[[], float]], repeats: int) -> list[list[float]]:
+  """Runs every measurement once per repeat, forward on even repeats and backward on odd
+  ones (A B, B A, ...); returns each measurement's rates in repeat order."""
+  rates = [[] for _ in measures]
   for r in range(repeats):
-    if r % 2 == 0:
-      rates_a.append(measure_a())
-      rates_b.append(measure_b())
-    else:
-      rates_b.append(measure_b())
-      rates_a.append(measure_a())
-  return rates_a, rates_b
+    order = range(len(measures)) if r % 2 == 0 else reversed(range(len(measures)))
+    for k in order:
+      rates[k].append(measures[k]())
+  return rates
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -123,6 +119,14 @@ def timed(fn: Callable[[], object]) -> float:
   start = time.perf_counter()
   fn()
   return time.perf_counter() - start
+
+
+def cpu_timed(fn: Callable[[], object]) -> tuple[float, float]:
+  """(wall seconds, process CPU seconds, all threads) of one call of `fn`. CPU seconds are
+  less sensitive than wall time to other work on a shared machine."""
+  wall, cpu = time.perf_counter(), time.process_time()
+  fn()
+  return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def measured(count: float, fn: Callable[[], object]) -> tuple[float, object]:

@@ -95,7 +95,7 @@ def run(config: Config) -> common.BenchmarkResult:
         maker.synthesize(1, 1, dataclasses.replace(single, seed=k))
         for k in range(config.num_starts)])
 
-  batch_rates, sequential_rates = common.interleaved(one_batch, sequential, config.repeats)
+  batch_rates, sequential_rates = common.interleaved([one_batch, sequential], config.repeats)
   unit = "start-steps/s"
   row = common.compare(
       NAME, common.Rate(f"m={config.num_starts} in one batch", unit, tuple(batch_rates)),

@@ -16,7 +16,7 @@ Rows:
   exact over every item.
 - `evaluation_vs_numpy`: the exact AUC against the same metric computed from NumPy score
   rows (`metrics.auc_all_and_cold` fed by `theta[users] @ phi.T`, what
-  `evaluation.Evaluator.evaluate_embeddings` runs today), on a subset of users.
+  `evaluation.Evaluator.evaluate_embeddings` ran before it switched to A), on a subset of users.
 
 The agreement of the two exact paths (per-user AUCs on the subset) is in the details; with the
 tiny size's integer embeddings every product is exact and they must be identical.
@@ -186,18 +186,22 @@ def run(config: Config) -> common.BenchmarkResult:
   metrics.auc_all_and_cold_from_embeddings(theta, phi, warm, train_counts,
                                            chunk_size=config.chunk_size)
 
-  results = {}
+  results, cpu_seconds = {}, {"exact": [], "bare": []}
 
   def measure_exact() -> float:
+    cpu = time.process_time()
     rate, results["exact"] = common.measured(len(heldout), exact)
+    cpu_seconds["exact"].append(time.process_time() - cpu)
     return rate
 
   def measure_bare() -> float:
+    cpu = time.process_time()
     rate, _ = common.measured(
         len(heldout), lambda: bare_product(theta, phi_t, heldout.users, config.chunk_size))
+    cpu_seconds["bare"].append(time.process_time() - cpu)
     return rate
 
-  exact_rates, bare_rates = common.interleaved(measure_exact, measure_bare, config.repeats)
+  exact_rates, bare_rates = common.interleaved([measure_exact, measure_bare], config.repeats)
   numpy_rates, authors_rates = [], []
   for r in range(config.repeats):
     rate, results["numpy_subset"] = common.measured(len(subset), lambda: numpy_path(subset))
@@ -235,11 +239,16 @@ def run(config: Config) -> common.BenchmarkResult:
       common.compare(
           f"{NAME}_vs_numpy", exact_rate,
           common.Rate("same metric from NumPy score rows", unit, tuple(numpy_rates)), None,
-          note=f"the NumPy path (Evaluator today) timed on {len(subset):,} users"),
+          note=f"the NumPy path (the Evaluator's former path) timed on {len(subset):,} users"),
   )
   details = {
       "exact_seconds": exact_seconds,
       "bare_product_seconds": bare_seconds,
+      "process_cpu_seconds": cpu_seconds,
+      "product_tflop": 2.0 * len(heldout) * config.num_items * config.dim / 1e12,
+      "bare_product_gflop_per_cpu_second": (
+          2.0 * len(heldout) * config.num_items * config.dim / 1e9
+          / float(np.median(cpu_seconds["bare"]))),
       "authors_loop_seconds_extrapolated": authors_seconds,
       "tf_matmul_product_on_subset": common.Rate(
           "the bare product with tf.matmul instead", unit, (tf_product_rate,)).as_dict(),

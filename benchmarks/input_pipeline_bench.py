@@ -239,12 +239,11 @@ def run(config: Config) -> common.BenchmarkResult:
   cache_seconds = time.perf_counter() - tick
 
   nearest, bicubic = Image.Resampling.NEAREST, Image.Resampling.BICUBIC
-  tf_rates, authors_rates = common.interleaved(
+  tf_rates, authors_rates, cached_rates, bicubic_rates = common.interleaved([
       lambda: _measure_tf(sampler, table, on_demand, config),
-      lambda: _measure_authors(jpegs, user_items, config, nearest), config.repeats)
-  cached_rates, bicubic_rates = common.interleaved(
+      lambda: _measure_authors(jpegs, user_items, config, nearest),
       lambda: _measure_tf(sampler, cached_table, cached, config),
-      lambda: _measure_authors(jpegs, user_items, config, bicubic), config.repeats)
+      lambda: _measure_authors(jpegs, user_items, config, bicubic)], config.repeats)
 
   unit = "images/s"
   authors = common.Rate("authors' loader (PIL, NEAREST)", unit, tuple(authors_rates))

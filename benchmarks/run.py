@@ -98,6 +98,11 @@ def main(argv: Sequence[str]) -> None:
   document = report(results, FLAGS.size, machine, command, time.perf_counter() - started)
   path = write_json(document, output)
   print(common.table(results))
+  print()
+  for result in results:
+    for row in result.comparisons:
+      if row.note:
+        print(f"{row.name}: {row.note}")
   print(f"\n{machine['cpu_model']}, {machine['usable_cpus']} CPUs, TF {machine['tensorflow']}; "
         f"{document['seconds']:.0f} s; JSON: {path}")
 

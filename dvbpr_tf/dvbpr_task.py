@@ -48,8 +48,11 @@ class DvbprTask:
     self.sampler = sampler_lib.TripletSampler(users, items, catalog.num_users,
                                               catalog.num_items, seed=config.pipeline.seed)
     self.table = table or input_pipeline.ImageTable.from_config(catalog.jpegs, config.pipeline)
+    # Made under a strategy's scope, the task evaluates on that strategy's devices.
+    devices = (tf.distribute.get_strategy().extended.worker_devices
+               if tf.distribute.has_strategy() else None)
     self.evaluator = evaluation.Evaluator(catalog, config.train.sampled_negatives,
-                                          seed=config.pipeline.seed)
+                                          seed=config.pipeline.seed, devices=devices)
     self.examples_per_step = config.pipeline.batch_size
     self._embed = tf.function(lambda images: self.model.item_embeddings(images, False),
                               reduce_retracing=True)

@@ -10,7 +10,7 @@ The figures, for a split s in {valid, test}:
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -34,7 +34,9 @@ class Evaluator:
   """Exact and sampled AUC on the validation and test splits of one catalog."""
 
   def __init__(self, catalog: catalog_lib.Catalog, sampled_negatives: int = 100, seed: int = 0,
-               chunk_size: int = 1024):
+               chunk_size: int = 1024, devices: Sequence[str] | None = None):
+    """`devices`: where `evaluate_embeddings` runs the user x item products, chunk by chunk
+    (a distribution strategy's devices); None: on the host."""
     self.catalog = catalog
     self.heldout = {split: catalog.heldout(split) for split in SPLIT_KEYS}
     users, items = catalog.interactions("train")
@@ -42,6 +44,7 @@ class Evaluator:
     self.sampled_negatives = sampled_negatives
     self.seed = seed
     self.chunk_size = chunk_size
+    self.devices = tuple(devices) if devices else None
 
   def evaluate_scores(self, score_rows: metrics.ScoreRows) -> dict:
     """All figures from a function of user indices -> [B, num_items] scores."""
@@ -60,7 +63,24 @@ class Evaluator:
     return result
 
   def evaluate_embeddings(self, user_vectors: np.ndarray, item_vectors: np.ndarray) -> dict:
-    """All figures for x_ui = user_vectors[u] . item_vectors[i]."""
+    """All figures for x_ui = user_vectors[u] . item_vectors[i]: the exact AUCs from the
+    products counted chunk by chunk (on `devices` if given), the sampled AUC as
+    `evaluate_scores`."""
     user_vectors = np.asarray(user_vectors, np.float32)
-    item_t = np.ascontiguousarray(np.asarray(item_vectors, np.float32).T)
-    return self.evaluate_scores(lambda users: user_vectors[users] @ item_t)
+    item_vectors = np.asarray(item_vectors, np.float32)
+    item_t = np.ascontiguousarray(item_vectors.T)
+    result = {}
+    for split, key in SPLIT_KEYS.items():
+      heldout = self.heldout[split]
+      exact = metrics.auc_all_and_cold_from_embeddings(
+          user_vectors, item_vectors, heldout, self.catalog.train_counts,
+          devices=self.devices)
+      result[f"auc_{key}"] = exact["auc"]
+      result[f"auc_{key}_cold"] = exact["auc_cold"]
+      result[f"num_users_{key}_cold"] = exact["num_users_cold"]
+      if self.sampled_negatives:
+        result[f"auc_{key}_sampled{self.sampled_negatives}"] = metrics.sampled_auc(
+            lambda users: user_vectors[users] @ item_t, heldout, self.train_keys,
+            self.catalog.num_items, self.sampled_negatives, seed=self.seed,
+            chunk_size=self.chunk_size)
+    return result

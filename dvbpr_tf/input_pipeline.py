@@ -75,10 +75,13 @@ def decode_items(jpegs, items, image_size: int) -> np.ndarray:
 def decode_image(jpeg: tf.Tensor, image_size: int) -> tf.Tensor:
   """JPEG bytes -> uint8 [image_size, image_size, 3] (bilinear, antialiased resize)."""
   image = tf.io.decode_jpeg(jpeg, channels=3)
-  resized = tf.image.resize(image, [image_size, image_size], antialias=True)
+
+  def resize():  # Only traced into the branch that runs: no resize at the stored size.
+    resized = tf.image.resize(image, [image_size, image_size], antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+
   same = tf.reduce_all(tf.equal(tf.shape(image)[:2], [image_size, image_size]))
-  image = tf.cond(same, lambda: image,
-                  lambda: tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8))
+  image = tf.cond(same, lambda: image, resize)
   return tf.ensure_shape(image, [image_size, image_size, 3])
 
 

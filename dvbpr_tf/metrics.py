@@ -25,12 +25,15 @@ bounded whatever the catalog size.
 
 from __future__ import annotations
 
+from concurrent import futures
 import dataclasses
-from typing import Callable
+import os
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 COLD_THRESHOLD = 5
+_COUNTING_THREADS = max(1, os.cpu_count() or 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,18 +111,29 @@ def _ratio(wins: np.ndarray, negatives: np.ndarray) -> np.ndarray:
     return np.where(negatives > 0, wins / np.maximum(negatives, 1), np.nan)
 
 
-def _row_wins(scores: np.ndarray, positive: np.ndarray, candidates) -> tuple[np.ndarray, ...]:
+def _row_wins(scores: np.ndarray, positive: np.ndarray, candidates,
+              pool: futures.ThreadPoolExecutor) -> tuple[np.ndarray, np.ndarray]:
   """Per row of `scores`, the items scored strictly below the row's positive, over all items
-  and over the candidates (a bool mask, or an int: the first that many columns). One row at a
-  time, so that the boolean row stays in cache for both counts."""
+  and over the candidates (a bool mask, or an int: the first that many columns).
+
+  One row at a time, so that the boolean row stays in cache for both counts; the pool's
+  threads take contiguous blocks of rows (NumPy releases the GIL while comparing and
+  counting).
+  """
   wins = np.empty(len(scores), np.int64)
   candidate_wins = np.empty(len(scores), np.int64)
   prefix = isinstance(candidates, (int, np.integer))
-  for row, (values, threshold) in enumerate(zip(scores, positive)):
-    below = values < threshold  # x_uj < x_ui: the held-out item ranks j below it.
-    wins[row] = np.count_nonzero(below)
-    candidate_wins[row] = np.count_nonzero(
-        below[:candidates] if prefix else np.logical_and(below, candidates, out=below))
+
+  def count(lo: int, hi: int) -> None:
+    below = np.empty(scores.shape[1], bool)
+    for row in range(lo, hi):
+      np.less(scores[row], positive[row], out=below)  # x_uj < x_ui: i ranks j below it.
+      wins[row] = np.count_nonzero(below)
+      candidate_wins[row] = np.count_nonzero(
+          below[:candidates] if prefix else np.logical_and(below, candidates, out=below))
+
+  bounds = np.linspace(0, len(scores), _COUNTING_THREADS + 1).astype(int)
+  list(pool.map(count, bounds[:-1], bounds[1:]))  # list(): raises a thread's error here.
   return wins, candidate_wins
 
 
@@ -142,28 +156,46 @@ def _negatives(ex_rows, ex_items, num_rows: int, num_items: int, candidates: np.
   return all_negatives, candidate_negatives
 
 
-def _score_row_counts(score_rows: ScoreRows, heldout: HeldOut, num_items: int,
-                      candidates: np.ndarray, chunk_size: int) -> _Counts:
-  """Win and negative counts from score rows, one chunk of users at a time, over all items
-  and over the candidates (so the cold-item AUC comes from the same rows as the all-items
-  AUC)."""
+def _count(chunks: Iterable[tuple[int, int, np.ndarray]], heldout: HeldOut,
+           candidates: np.ndarray, column: np.ndarray | None = None) -> _Counts:
+  """Win and negative counts, over all items and over the candidates, from chunks of score
+  rows (so the cold-item AUC comes from the same rows as the all-items AUC).
+
+  Args:
+    chunks: (start, stop, [stop - start, num_items] scores of heldout.users[start:stop]),
+      consumed before the next chunk is produced (a producer may reuse its buffer).
+    heldout: the evaluated users.
+    candidates: [num_items] bool.
+    column: where item i's score is in a row (None: column i). When given, the candidates
+      must be the leading columns: a row's candidate wins are then counted from its first
+      `candidates.sum()` columns, with no mask.
+  """
+  num_items = len(candidates)
   size = len(heldout)
   wins, negatives = np.zeros(size, np.int64), np.zeros(size, np.int64)
   c_wins, c_negatives = np.zeros(size, np.int64), np.zeros(size, np.int64)
-  for start in range(0, size, chunk_size):
-    stop = min(start + chunk_size, size)
-    rows = np.arange(stop - start)
-    scores = np.asarray(score_rows(heldout.users[start:stop]))
-    positive = scores[rows, heldout.items[start:stop]]
-    chunk_wins, chunk_c_wins = _row_wins(scores, positive, candidates)
-    ex_rows, ex_items = _chunk_exclusions(heldout, start, stop, num_items)
-    ex_below = scores[ex_rows, ex_items] < positive[ex_rows]
-    wins[start:stop] = chunk_wins - np.bincount(ex_rows[ex_below], minlength=len(rows))
-    c_wins[start:stop] = chunk_c_wins - np.bincount(
-        ex_rows[ex_below & candidates[ex_items]], minlength=len(rows))
-    negatives[start:stop], c_negatives[start:stop] = _negatives(
-        ex_rows, ex_items, len(rows), num_items, candidates)
+  spec = candidates if column is None else int(candidates.sum())
+  with futures.ThreadPoolExecutor(_COUNTING_THREADS) as pool:
+    for start, stop, scores in chunks:
+      count = stop - start
+      items = heldout.items[start:stop]
+      positive = scores[np.arange(count), items if column is None else column[items]]
+      chunk_wins, chunk_c_wins = _row_wins(scores, positive, spec, pool)
+      ex_rows, ex_items = _chunk_exclusions(heldout, start, stop, num_items)
+      ex_columns = ex_items if column is None else column[ex_items]
+      ex_below = scores[ex_rows, ex_columns] < positive[ex_rows]
+      wins[start:stop] = chunk_wins - np.bincount(ex_rows[ex_below], minlength=count)
+      c_wins[start:stop] = chunk_c_wins - np.bincount(
+          ex_rows[ex_below & candidates[ex_items]], minlength=count)
+      negatives[start:stop], c_negatives[start:stop] = _negatives(
+          ex_rows, ex_items, count, num_items, candidates)
   return _Counts(wins, negatives, c_wins, c_negatives)
+
+
+def _score_row_chunks(score_rows: ScoreRows, heldout: HeldOut, chunk_size: int):
+  for start in range(0, len(heldout), chunk_size):
+    stop = min(start + chunk_size, len(heldout))
+    yield start, stop, np.asarray(score_rows(heldout.users[start:stop]))
 
 
 def per_user_auc(
@@ -187,7 +219,7 @@ def per_user_auc(
   """
   candidates = (np.ones(num_items, bool) if candidates is None
                 else np.asarray(candidates, bool))
-  counts = _score_row_counts(score_rows, heldout, num_items, candidates, chunk_size)
+  counts = _count(_score_row_chunks(score_rows, heldout, chunk_size), heldout, candidates)
   return _ratio(counts.candidate_wins, counts.candidate_negatives)
 
 
@@ -213,7 +245,7 @@ def auc_all_and_cold(
     (`auc_cold` is NaN when no evaluated user has a cold held-out item).
   """
   cold_items = np.asarray(train_counts) < cold_threshold
-  counts = _score_row_counts(score_rows, heldout, len(cold_items), cold_items, chunk_size)
+  counts = _count(_score_row_chunks(score_rows, heldout, chunk_size), heldout, cold_items)
   return _summary(counts, cold_items[heldout.items])
 
 
@@ -234,42 +266,45 @@ EMBEDDING_CHUNK_SIZE = 512
 
 
 def _embedding_counts(user_vectors, item_vectors, heldout: HeldOut, candidates: np.ndarray,
-                      chunk_size: int) -> _Counts:
-  """`_score_row_counts` for x_ui = user_vectors[u] . item_vectors[i].
+                      chunk_size: int, devices: Sequence[str] | None = None) -> _Counts:
+  """`_count` for x_ui = user_vectors[u] . item_vectors[i].
 
-  The items are reordered once so that the candidates come first: a row's candidate wins are
-  then the wins in the row's first `candidates.sum()` columns, counted from the same boolean
-  row without a mask. Each chunk's product is written into one reused float32 buffer
-  (no allocation, no page faults), and each row is compared and counted right after, while
-  the comparison's 1-byte-per-item result is still in cache.
+  The items are reordered once, candidates first, so that a row's candidate wins are counted
+  from its leading columns without a mask. Each chunk's product is written into one reused
+  float32 buffer (no allocation, no page faults per chunk) and counted row by row right after.
+  With `devices` (a distribution strategy's), the products run there instead, chunk k on
+  device k mod len(devices), each device holding the item matrix once and one chunk of scores
+  at a time: a catalog whose users x items matrix fits no device still evaluates.
   """
   user_vectors = np.asarray(user_vectors, np.float32)
   item_vectors = np.asarray(item_vectors, np.float32)
   num_items = len(item_vectors)
   order = np.concatenate([np.flatnonzero(candidates), np.flatnonzero(~candidates)])
-  position = np.empty(num_items, np.int64)
-  position[order] = np.arange(num_items)
-  num_candidates = int(candidates.sum())
+  column = np.empty(num_items, np.int64)
+  column[order] = np.arange(num_items)
   items_t = np.ascontiguousarray(item_vectors[order].T)  # [K, N], candidates first.
-  size = len(heldout)
-  wins, negatives = np.zeros(size, np.int64), np.zeros(size, np.int64)
-  c_wins, c_negatives = np.zeros(size, np.int64), np.zeros(size, np.int64)
-  buffer = np.empty((max(1, min(chunk_size, size)), num_items), np.float32)
-  for start in range(0, size, chunk_size):
-    stop = min(start + chunk_size, size)
-    count = stop - start
-    scores = buffer[:count]
-    np.matmul(user_vectors[heldout.users[start:stop]], items_t, out=scores)
-    positive = scores[np.arange(count), position[heldout.items[start:stop]]]
-    chunk_wins, chunk_c_wins = _row_wins(scores, positive, num_candidates)
-    ex_rows, ex_items = _chunk_exclusions(heldout, start, stop, num_items)
-    ex_below = scores[ex_rows, position[ex_items]] < positive[ex_rows]
-    wins[start:stop] = chunk_wins - np.bincount(ex_rows[ex_below], minlength=count)
-    c_wins[start:stop] = chunk_c_wins - np.bincount(ex_rows[ex_below & candidates[ex_items]],
-                                                    minlength=count)
-    negatives[start:stop], c_negatives[start:stop] = _negatives(
-        ex_rows, ex_items, count, num_items, candidates)
-  return _Counts(wins, negatives, c_wins, c_negatives)
+  buffer = np.empty((max(1, min(chunk_size, len(heldout))), num_items), np.float32)
+
+  placed = []
+  if devices:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top  (only this path needs it)
+  for device in devices or ():
+    with tf.device(device):
+      placed.append(tf.constant(items_t))
+
+  def chunks():
+    for k, start in enumerate(range(0, len(heldout), chunk_size)):
+      stop = min(start + chunk_size, len(heldout))
+      scores = buffer[:stop - start]
+      rows = user_vectors[heldout.users[start:stop]]
+      if placed:
+        with tf.device(devices[k % len(devices)]):
+          scores[...] = tf.matmul(rows, placed[k % len(devices)]).numpy()
+      else:
+        np.matmul(rows, items_t, out=scores)
+      yield start, stop, scores
+
+  return _count(chunks(), heldout, candidates, column)
 
 
 def per_user_auc_from_embeddings(
@@ -278,6 +313,7 @@ def per_user_auc_from_embeddings(
     heldout: HeldOut,
     candidates: np.ndarray | None = None,
     chunk_size: int = EMBEDDING_CHUNK_SIZE,
+    devices: Sequence[str] | None = None,
 ) -> np.ndarray:
   """`per_user_auc` for the scores x_ui = theta_u . phi_i (eq. 6), each chunk's product
   written into one reused buffer and every row counted while in cache.
@@ -287,7 +323,8 @@ def per_user_auc_from_embeddings(
     item_vectors: [num_items, K] phi of every item.
     heldout: the evaluated users, their held-out items and excluded items.
     candidates: optional [num_items] bool mask restricting the negatives (cold items).
-    chunk_size: users scored at once.
+    chunk_size: users scored at once (a float32 buffer of chunk_size x num_items).
+    devices: where the products run (a strategy's devices); None: NumPy on the host.
 
   Returns:
     [E] float64 AUC per evaluated user; NaN for a user left with no negative. Equal to
@@ -298,7 +335,8 @@ def per_user_auc_from_embeddings(
   num_items = len(item_vectors)
   candidates = (np.ones(num_items, bool) if candidates is None
                 else np.asarray(candidates, bool))
-  counts = _embedding_counts(user_vectors, item_vectors, heldout, candidates, chunk_size)
+  counts = _embedding_counts(user_vectors, item_vectors, heldout, candidates, chunk_size,
+                             devices)
   return _ratio(counts.candidate_wins, counts.candidate_negatives)
 
 
@@ -309,6 +347,7 @@ def auc_all_and_cold_from_embeddings(
     train_counts: np.ndarray,
     cold_threshold: int = COLD_THRESHOLD,
     chunk_size: int = EMBEDDING_CHUNK_SIZE,
+    devices: Sequence[str] | None = None,
 ) -> dict:
   """`auc_all_and_cold` for x_ui = theta_u . phi_i (eq. 6), in one pass over the catalog.
 
@@ -318,13 +357,15 @@ def auc_all_and_cold_from_embeddings(
     heldout: the evaluated users, their held-out items and excluded items.
     train_counts: [num_items] training observations per item.
     cold_threshold: items with fewer training observations are cold.
-    chunk_size: users scored at once.
+    chunk_size: users scored at once (a float32 buffer of chunk_size x num_items).
+    devices: where the products run (a strategy's devices); None: NumPy on the host.
 
   Returns:
     The dict of `auc_all_and_cold`.
   """
   cold_items = np.asarray(train_counts) < cold_threshold
-  counts = _embedding_counts(user_vectors, item_vectors, heldout, cold_items, chunk_size)
+  counts = _embedding_counts(user_vectors, item_vectors, heldout, cold_items, chunk_size,
+                             devices)
   return _summary(counts, cold_items[heldout.items])
 
 

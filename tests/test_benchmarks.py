@@ -95,6 +95,19 @@ def test_authors_loader_batches():
     assert i in user_items[u] and j not in user_items[u]
 
 
+def test_interleaving_alternates_the_order_and_ratios_pair_repeats():
+  calls = []
+  rates = common.interleaved([lambda: calls.append("a") or 2.0,
+                              lambda: calls.append("b") or 4.0], repeats=3)
+  assert calls == ["a", "b", "b", "a", "a", "b"]
+  assert rates == [[2.0] * 3, [4.0] * 3]
+  a = common.Rate("a", "x/s", (1.0, 10.0, 3.0))
+  b = common.Rate("b", "x/s", (2.0, 10.0, 1.0))
+  assert common.paired_ratio(a, b) == 1.0  # median of 0.5, 1, 3
+  row = common.compare("r", a, b, minimum=1.0)
+  assert row.met and row.goal == ">= 1x"
+
+
 def test_unknown_benchmark_is_refused():
   with pytest.raises(ValueError, match="unknown benchmark"):
     run_lib.resolve(["nope"])

@@ -127,6 +127,27 @@ def test_embedding_path_matches_brute_force_with_ties(seed):
     np.testing.assert_array_equal(fast[key], value)
 
 
+@pytest.mark.parametrize("seed", range(2))
+def test_embedding_products_on_a_strategys_devices_match_the_host(seed):
+  # Chunks dealt round-robin to the devices (here the one CPU named twice, as two replicas
+  # of a strategy would be): the same counts as NumPy on the host, ties included.
+  users, items, heldout_mask, theta, phi = _random_case(seed)
+  heldout = metrics.HeldOut.from_interactions(users, items, heldout_mask, len(theta))
+  train_counts = np.bincount(items[~heldout_mask], minlength=len(phi))
+  host = metrics.auc_all_and_cold_from_embeddings(theta, phi, heldout, train_counts,
+                                                  cold_threshold=2, chunk_size=3)
+  placed = metrics.auc_all_and_cold_from_embeddings(theta, phi, heldout, train_counts,
+                                                    cold_threshold=2, chunk_size=3,
+                                                    devices=["/cpu:0", "/cpu:0"])
+  assert placed.keys() == host.keys()
+  for key, value in host.items():
+    np.testing.assert_array_equal(placed[key], value)  # NaN == NaN here.
+  np.testing.assert_array_equal(
+      metrics.per_user_auc_from_embeddings(theta, phi, heldout, chunk_size=4,
+                                           devices=["/cpu:0"]),
+      metrics.per_user_auc_from_embeddings(theta, phi, heldout, chunk_size=4))
+
+
 def test_embedding_path_hand_worked_tie():
   # theta = [1], phi = [0.5, 0.5, 0.1, 0.9]: train {3}, test item 0 (0.5). Negatives 1 (tie:
   # not counted) and 2 (below) -> AUC = 1/2.
