@@ -48,19 +48,10 @@ class Evaluator:
 
   def evaluate_scores(self, score_rows: metrics.ScoreRows) -> dict:
     """All figures from a function of user indices -> [B, num_items] scores."""
-    result = {}
-    for split, key in SPLIT_KEYS.items():
-      heldout = self.heldout[split]
-      exact = metrics.auc_all_and_cold(score_rows, heldout, self.catalog.train_counts,
-                                       chunk_size=self.chunk_size)
-      result[f"auc_{key}"] = exact["auc"]
-      result[f"auc_{key}_cold"] = exact["auc_cold"]
-      result[f"num_users_{key}_cold"] = exact["num_users_cold"]
-      if self.sampled_negatives:
-        result[f"auc_{key}_sampled{self.sampled_negatives}"] = metrics.sampled_auc(
-            score_rows, heldout, self.train_keys, self.catalog.num_items,
-            self.sampled_negatives, seed=self.seed, chunk_size=self.chunk_size)
-    return result
+    return self._figures(
+        lambda heldout: metrics.auc_all_and_cold(score_rows, heldout, self.catalog.train_counts,
+                                                 chunk_size=self.chunk_size),
+        score_rows)
 
   def evaluate_embeddings(self, user_vectors: np.ndarray, item_vectors: np.ndarray) -> dict:
     """All figures for x_ui = user_vectors[u] . item_vectors[i]: the exact AUCs from the
@@ -69,18 +60,25 @@ class Evaluator:
     user_vectors = np.asarray(user_vectors, np.float32)
     item_vectors = np.asarray(item_vectors, np.float32)
     item_t = np.ascontiguousarray(item_vectors.T)
+    return self._figures(
+        lambda heldout: metrics.auc_all_and_cold_from_embeddings(
+            user_vectors, item_vectors, heldout, self.catalog.train_counts,
+            devices=self.devices),
+        lambda users: user_vectors[users] @ item_t)
+
+  def _figures(self, exact_auc: Callable[[metrics.HeldOut], dict],
+               score_rows: metrics.ScoreRows) -> dict:
+    """Exact AUCs (all, cold) by `exact_auc` and the sampled AUC from `score_rows`, per
+    split."""
     result = {}
     for split, key in SPLIT_KEYS.items():
       heldout = self.heldout[split]
-      exact = metrics.auc_all_and_cold_from_embeddings(
-          user_vectors, item_vectors, heldout, self.catalog.train_counts,
-          devices=self.devices)
+      exact = exact_auc(heldout)
       result[f"auc_{key}"] = exact["auc"]
       result[f"auc_{key}_cold"] = exact["auc_cold"]
       result[f"num_users_{key}_cold"] = exact["num_users_cold"]
       if self.sampled_negatives:
         result[f"auc_{key}_sampled{self.sampled_negatives}"] = metrics.sampled_auc(
-            lambda users: user_vectors[users] @ item_t, heldout, self.train_keys,
-            self.catalog.num_items, self.sampled_negatives, seed=self.seed,
-            chunk_size=self.chunk_size)
+            score_rows, heldout, self.train_keys, self.catalog.num_items,
+            self.sampled_negatives, seed=self.seed, chunk_size=self.chunk_size)
     return result
