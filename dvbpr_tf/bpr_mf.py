@@ -101,6 +101,17 @@ class BprModel(keras.Model):
   """A model trained by summed BPR plus its own regulariser: subclasses define
   `score(users, items)` (aligned pairs) and `regularization(users, pos, neg)`."""
 
+  def _start_feature_model(self, num_users: int, features, config, seed: int):
+    """What a model over fixed item features (FM, VBPR) starts with: the checks, the sizes,
+    the config, the features as a constant weight. Returns (num_features, the rng of the
+    initial values)."""
+    check_dim("num_users", num_users)
+    features = check_features(features)
+    self.num_users, self.config = int(num_users), config
+    self.num_items, num_features = features.shape
+    self.features = add_constant_weight(self, features, "features")
+    return num_features, np.random.default_rng(seed)
+
   metric_names = ("loss", "bpr", "regularization")
 
   def loss_terms(self, batch, training: bool = False) -> dict[str, tf.Tensor]:

@@ -65,12 +65,7 @@ class FactorizationMachine(bpr_mf.BprModel):
   def __init__(self, num_users: int, features: np.ndarray, config: FmConfig = FmConfig(),
                seed: int = 0, **kwargs):
     super().__init__(**kwargs)
-    bpr_mf.check_dim("num_users", num_users)
-    features = bpr_mf.check_features(features)
-    self.num_users, self.config = int(num_users), config
-    self.num_items, num_features = features.shape
-    rng = np.random.default_rng(seed)
-    self.features = bpr_mf.add_constant_weight(self, features, "features")
+    num_features, rng = self._start_feature_model(num_users, features, config, seed)
     self.v_user = bpr_mf.add_normal_weight(self, (self.num_users, config.dim), "v_user", rng)
     self.v_item = bpr_mf.add_normal_weight(self, (self.num_items, config.dim), "v_item", rng)
     self.v_feature = bpr_mf.add_normal_weight(self, (num_features, config.dim), "v_feature",

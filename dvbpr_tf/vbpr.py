@@ -70,12 +70,7 @@ class Vbpr(bpr_mf.BprModel):
   def __init__(self, num_users: int, features: np.ndarray, config: VbprConfig = VbprConfig(),
                seed: int = 0, **kwargs):
     super().__init__(**kwargs)
-    bpr_mf.check_dim("num_users", num_users)
-    features = bpr_mf.check_features(features)
-    self.num_users, self.config = int(num_users), config
-    self.num_items, num_features = features.shape
-    rng = np.random.default_rng(seed)
-    self.features = bpr_mf.add_constant_weight(self, features, "features")
+    num_features, rng = self._start_feature_model(num_users, features, config, seed)
     self.gamma_user = bpr_mf.add_normal_weight(self, (self.num_users, config.dim),
                                                "gamma_user", rng)
     self.gamma_item = bpr_mf.add_normal_weight(self, (self.num_items, config.dim),

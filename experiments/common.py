@@ -79,7 +79,7 @@ def check_same_run(work: workdir_lib.Workdir, config: dict) -> None:
   checkpoints into a different model would fail, or worse, half-succeed."""
   if not work.config_path.exists():
     return
-  previous = _saved_config(work)
+  previous = saved_config(work)
   keys = [k for k in config if k not in ("run", DATASET_KEY)]
   changed = [k for k in keys if previous.get(k) != json.loads(to_json(config[k]))]
   prev_run, run = previous.get("run", {}), config.get("run", {})
@@ -101,19 +101,27 @@ def dataset_sizes(catalog: catalog_lib.Catalog) -> dict:
           "num_items": int(catalog.num_items), "num_categories": int(catalog.num_categories)}
 
 
-def check_same_dataset(work: workdir_lib.Workdir, catalog: catalog_lib.Catalog) -> None:
+def check_same_dataset(work: workdir_lib.Workdir, catalog: catalog_lib.Catalog,
+                       saved: dict | None = None) -> None:
   """Refuses a work dir whose checkpoints were trained on other data: a dataset of the same
   name rebuilt from other files (more users, other categories) would not fit them.
 
   For resuming a run (`start_run`) and for loading a trained model from its work dir.
 
+  Args:
+    work: the work dir.
+    catalog: the dataset as it is now.
+    saved: the work dir's config.json when the caller has read it already.
+
   Raises:
     errors.UserError: the sizes recorded in the work dir's config.json differ from the
       catalog's.
   """
-  if not work.config_path.exists():
-    return
-  saved = _saved_config(work).get(DATASET_KEY)
+  if saved is None:
+    if not work.config_path.exists():
+      return
+    saved = saved_config(work)
+  saved = saved.get(DATASET_KEY)
   if not isinstance(saved, dict):
     return  # Written before the sizes were recorded: nothing to compare.
   now = dataset_sizes(catalog)
@@ -128,7 +136,8 @@ def check_same_dataset(work: workdir_lib.Workdir, catalog: catalog_lib.Catalog) 
         "one); train anew in another work dir")
 
 
-def _saved_config(work: workdir_lib.Workdir) -> dict:
+def saved_config(work: workdir_lib.Workdir) -> dict:
+  """The work dir's config.json (UserError if it is unreadable or not a run's)."""
   try:
     saved = json.loads(work.config_path.read_text())
   except (OSError, ValueError) as e:
@@ -164,6 +173,16 @@ def start_run(spec: RunSpec, run_config: dict, catalog=None):
   check_same_dataset(work, catalog)
   work.write_config({**run_config, DATASET_KEY: dataset_sizes(catalog)})
   return catalog, work
+
+
+def start_training(spec: RunSpec, run_config: dict, make_task, catalog=None):
+  """`start_run`, then the task made (`make_task(catalog)`) in the run's strategy scope:
+  (catalog, work dir, task, strategy; None for one device)."""
+  catalog, work = start_run(spec, run_config, catalog)
+  strategy = spec.make_strategy()
+  with distribution.scope(strategy):
+    task = make_task(catalog)
+  return catalog, work, task, strategy
 
 
 def results_header(spec: RunSpec, catalog: catalog_lib.Catalog) -> dict:

@@ -63,9 +63,13 @@ def resolve_category(catalog, category) -> int:
       f"unknown --category {category!r}; categories: {', '.join(names)} (or 0..{len(names) - 1})")
 
 
-def _models(spec, catalog, dvbpr_config, gan_config, request):
-  return trained_models.design_models(spec, catalog, dvbpr_config, gan_config,
-                                      request.dvbpr_workdir, request.gan_workdir)
+def load_models(spec, catalog, dvbpr_config, gan_config, request: DesignRequest | None = None):
+  """(DVBPR task, GAN task, Designer, work dir) for design, tailoring, Table IV and the eta
+  sweep. The work dir is made only after the models load: a refused model leaves nothing."""
+  request = request or DesignRequest(user=None, category=None)
+  d_task, g_task, designer = trained_models.design_models(
+      spec, catalog, dvbpr_config, gan_config, request.dvbpr_workdir, request.gan_workdir)
+  return d_task, g_task, designer, spec.work.make()
 
 
 def run_design(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.DesignConfig,
@@ -74,8 +78,8 @@ def run_design(spec: common.RunSpec, dvbpr_config, gan_config, config: design_li
   catalog = common.load_catalog(spec)
   user = resolve_user(catalog, request.user)
   category = resolve_category(catalog, request.category)
-  d_task, g_task, designer = _models(spec, catalog, dvbpr_config, gan_config, request)
-  work = spec.work.make()  # After the models load: a refused model leaves nothing behind.
+  d_task, g_task, designer, work = load_models(spec, catalog, dvbpr_config, gan_config,
+                                               request)
   item_vectors = d_task.item_vectors()
   ids, scores = design_lib.retrieve(d_task.user_vectors()[user], item_vectors,
                                     catalog.item_category, category, config.top_k)
@@ -136,8 +140,7 @@ def run_tailoring(spec: common.RunSpec, dvbpr_config, gan_config,
     query = np.asarray(Image.open(io.BytesIO(query_bytes)).convert("RGB"))
   except (UnidentifiedImageError, OSError) as e:
     raise errors.UserError(f"the query image {query_name} does not decode: {e}") from e
-  _, g_task, designer = _models(spec, catalog, dvbpr_config, gan_config, request)
-  work = spec.work.make()  # After the models load: a refused model leaves nothing behind.
+  _, g_task, designer, work = load_models(spec, catalog, dvbpr_config, gan_config, request)
   result = designer.tailor(user, category, query, config, record_steps=record_steps)
   size = g_task.network.image_size
   query_small = input_pipeline.to_uint8(result.inversion.target)

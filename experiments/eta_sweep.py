@@ -23,7 +23,6 @@ from dvbpr_tf import input_pipeline
 from dvbpr_tf import workdir as workdir_lib
 from experiments import common
 from experiments import design as design_experiment
-from experiments import trained_models
 
 ETAS = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0)
 TRIALS_FOR_PRESET = {"smoke": 2, "demo": 30, "paper": 200, "authors": 200}
@@ -34,10 +33,8 @@ def run(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.Desig
         trials: int, etas=ETAS, quality: str = "classifier", request=None) -> dict:
   started = time.time()
   catalog = common.load_catalog(spec)
-  work = spec.work.make()
-  request = request or design_experiment.DesignRequest(user=None, category=None)
-  d_task, g_task, designer = trained_models.design_models(
-      spec, catalog, dvbpr_config, gan_config, request.dvbpr_workdir, request.gan_workdir)
+  d_task, g_task, designer, work = design_experiment.load_models(
+      spec, catalog, dvbpr_config, gan_config, request)
   scorer = image_metrics.quality_scorer_from_name(quality, catalog)
   test_users, test_items = catalog.interactions("test")
   rng = np.random.default_rng(spec.seed)

@@ -16,7 +16,6 @@ import numpy as np
 from PIL import Image
 from PIL import ImageDraw
 
-from dvbpr_tf import distribution
 from dvbpr_tf import export as export_lib
 from dvbpr_tf import gan_task
 from dvbpr_tf import input_pipeline
@@ -29,10 +28,8 @@ from experiments import common
 def run(spec: common.RunSpec, config: gan_task.GanTrainConfig, catalog=None) -> dict:
   started = time.time()
   run_config = {"run": spec.__dict__, "model": "gan", "gan": dataclasses.asdict(config)}
-  catalog, work = common.start_run(spec, run_config, catalog)
-  strategy = spec.make_strategy()
-  with distribution.scope(strategy):
-    task = gan_task.GanTask(catalog, config)
+  catalog, work, task, strategy = common.start_training(
+      spec, run_config, lambda data: gan_task.GanTask(data, config), catalog)
   loop = trainer_lib.LoopConfig(
       epochs=config.epochs, steps_per_epoch=task.steps_per_epoch,
       steps_per_loop=min(config.steps_per_loop, task.steps_per_epoch),

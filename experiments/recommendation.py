@@ -12,7 +12,6 @@ from absl import logging
 import numpy as np
 
 from dvbpr_tf import config as config_lib
-from dvbpr_tf import distribution
 from dvbpr_tf import dvbpr_task
 from dvbpr_tf import export as export_lib
 from dvbpr_tf import projector
@@ -27,10 +26,8 @@ def run(spec: common.RunSpec, config: config_lib.DvbprConfig, catalog=None) -> d
   """Trains DVBPR (resuming from the work dir), exports it, writes results.json."""
   started = time.time()
   run_config = {"run": spec.__dict__, "model": "dvbpr", "dvbpr": config_lib.as_dict(config)}
-  catalog, work = common.start_run(spec, run_config, catalog)
-  strategy = spec.make_strategy()
-  with distribution.scope(strategy):
-    task = dvbpr_task.DvbprTask(catalog, config)
+  catalog, work, task, strategy = common.start_training(
+      spec, run_config, lambda data: dvbpr_task.DvbprTask(data, config), catalog)
   loop = trainer_lib.LoopConfig(
       epochs=config.train.epochs,
       steps_per_epoch=dvbpr_task.steps_per_epoch(catalog, config),

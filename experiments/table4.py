@@ -30,7 +30,6 @@ from dvbpr_tf import input_pipeline
 from dvbpr_tf import workdir as workdir_lib
 from experiments import common
 from experiments import design as design_experiment
-from experiments import trained_models
 
 SOURCES = ("random_real", "random_generated", "retrieval", "synthesis")
 LABELS = {"random_real": "random X_c", "random_generated": "random G(., c)",
@@ -42,10 +41,8 @@ def run(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.Desig
         trials: int, quality: str = "classifier", request=None) -> dict:
   started = time.time()
   catalog = common.load_catalog(spec)
-  work = spec.work.make()
-  request = request or design_experiment.DesignRequest(user=None, category=None)
-  d_task, g_task, designer = trained_models.design_models(
-      spec, catalog, dvbpr_config, gan_config, request.dvbpr_workdir, request.gan_workdir)
+  d_task, g_task, designer, work = design_experiment.load_models(
+      spec, catalog, dvbpr_config, gan_config, request)
   scorer = image_metrics.quality_scorer_from_name(quality, catalog)
   size = g_task.network.image_size
   user_vectors, item_vectors = d_task.user_vectors(), d_task.item_vectors()

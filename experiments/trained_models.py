@@ -9,7 +9,6 @@ reused from there on the next run. Loading rebuilds the task from the work dir's
 from __future__ import annotations
 
 import dataclasses
-import json
 import pathlib
 
 from absl import logging
@@ -27,23 +26,22 @@ def _sub_spec(spec: common.RunSpec, workdir: str, experiment: str) -> common.Run
   return dataclasses.replace(spec, workdir=workdir, experiment=experiment)
 
 
-def _saved_config(workdir: pathlib.Path, key: str) -> dict:
-  path = workdir / "config.json"
-  if not path.exists():
+def _trained_config(workdir: pathlib.Path, key: str, catalog) -> dict:
+  """The config.json of a trained `key` run, read once; refuses a run of another model, of
+  another dataset, or of this dataset at other sizes (rebuilt from other files)."""
+  work = workdir_lib.Workdir(workdir)
+  if not work.config_path.exists():
     raise errors.UserError(f"{workdir} holds no trained run (no config.json): train one there "
                            "first, or leave the flag unset to train one automatically")
-  saved = json.loads(path.read_text())
+  saved = common.saved_config(work)
   if key not in saved:
     raise errors.UserError(f"{workdir} holds a '{saved.get('model', '?')}' run, not {key}")
-  return saved
-
-
-def _check_dataset(saved: dict, catalog, workdir) -> None:
-  stats = saved.get("run", {})
-  dataset = stats.get("dataset")
+  dataset = saved.get("run", {}).get("dataset")
   if dataset and catalog.name.split("/")[0] not in dataset and dataset not in catalog.name:
     raise errors.UserError(
         f"the model in {workdir} was trained on {dataset!r}, not on {catalog.name!r}")
+  common.check_same_dataset(work, catalog, saved)
+  return saved
 
 
 def dvbpr(spec: common.RunSpec, catalog, preset_config, workdir: str | None = None):
@@ -54,14 +52,9 @@ def dvbpr(spec: common.RunSpec, catalog, preset_config, workdir: str | None = No
     logging.info("training DVBPR first, in %s", root)
     recommendation.run(_sub_spec(spec, str(root), "recommendation"), preset_config,
                        catalog=catalog)
-  saved = _saved_config(root, "dvbpr")
-  _check_dataset(saved, catalog, root)
-  common.check_same_dataset(workdir_lib.Workdir(root), catalog)
+  saved = _trained_config(root, "dvbpr", catalog)
   config = config_lib.from_dict(config_lib.DvbprConfig, saved["dvbpr"])
   task = dvbpr_task.DvbprTask(catalog, config)
-  if task.model.num_users != catalog.num_users:
-    raise errors.UserError(f"the DVBPR in {root} has {task.model.num_users} users, the "
-                           f"dataset {catalog.num_users}")
   trainer = _trainer(task, root, config.train.epochs)
   if trainer.restore_best() is None and not trainer.restore():
     raise errors.UserError(f"no checkpoint in {root / 'checkpoints'}")
@@ -75,9 +68,7 @@ def gan(spec: common.RunSpec, catalog, preset_config, workdir: str | None = None
   if workdir is None and not (root / "results.json").exists():
     logging.info("training the GAN first, in %s", root)
     gan_experiment.run(_sub_spec(spec, str(root), "gan"), preset_config, catalog=catalog)
-  saved = _saved_config(root, "gan")
-  _check_dataset(saved, catalog, root)
-  common.check_same_dataset(workdir_lib.Workdir(root), catalog)
+  saved = _trained_config(root, "gan", catalog)
   config = config_lib.from_dict(gan_task.GanTrainConfig, saved["gan"])
   task = gan_task.GanTask(catalog, config)
   trainer = _trainer(task, root, config.epochs, best_metric="")
