@@ -1,5 +1,6 @@
 # Two commands set everything up on a fresh machine (Python 3.11 + pip):
-#   make demo   -- create .venv, install, run the main job on the embedded dataset
+#   make demo   -- get Fashion-MNIST (the Debian package, if needed), create .venv, install,
+#                  run the main job on the embedded dataset, write runs/demo/report.html
 #   make test   -- create .venv, install with the test extra, run the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -7,6 +8,9 @@ PY := $(VENV)/bin/python
 WORKDIR ?= runs/demo
 DATA_DIR ?= $(CURDIR)/data/tfds
 STAMP := $(VENV)/.installed
+# Where your Fashion-MNIST files are, if not installed by Debian: make demo MANUAL_DIR=<folder>
+MANUAL_DIR ?=
+MANUAL_FLAG := $(if $(MANUAL_DIR),--manual_dir=$(MANUAL_DIR))
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
@@ -20,9 +24,13 @@ $(STAMP): setup.py
 
 venv: $(STAMP)
 
-demo: $(STAMP)
+# First the Fashion-MNIST files (seconds: found, or the Debian package installed, or one line
+# saying what to do), then the venv (minutes), then the demo; it ends with $(WORKDIR)/report.html.
+demo:
+	@$(PYTHON) tools/ensure_fashion_mnist.py --data_dir=$(DATA_DIR) $(MANUAL_FLAG)
+	@$(MAKE) --no-print-directory $(STAMP)
 	$(PY) -m experiments.main --experiment=demo --preset=demo \
-	    --data_dir=$(DATA_DIR) --workdir=$(WORKDIR)
+	    --data_dir=$(DATA_DIR) --workdir=$(WORKDIR) $(MANUAL_FLAG)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

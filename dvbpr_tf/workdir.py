@@ -46,18 +46,20 @@ except ImportError:  # Not on POSIX: the lock falls back to checking the holder'
   fcntl = None
 
 
-def _jsonable(value: Any):
+def jsonable(value: Any):
+  """`value` with NumPy scalars and arrays, tuples and paths made plain JSON (NaN and
+  infinities become null: JSON has none)."""
   if isinstance(value, dict):
-    return {str(k): _jsonable(v) for k, v in value.items()}
+    return {str(k): jsonable(v) for k, v in value.items()}
   if isinstance(value, (list, tuple)):
-    return [_jsonable(v) for v in value]
+    return [jsonable(v) for v in value]
   if isinstance(value, (np.integer,)):
     return int(value)
   if isinstance(value, (np.floating, float)):
     value = float(value)
     return value if math.isfinite(value) else None  # JSON has no NaN.
   if isinstance(value, np.ndarray):
-    return _jsonable(value.tolist())
+    return jsonable(value.tolist())
   if isinstance(value, pathlib.PurePath):
     return str(value)
   return value
@@ -124,7 +126,7 @@ def write_png_atomic(path: str | os.PathLike, image: np.ndarray) -> None:
 
 def write_json_atomic(path: str | os.PathLike, value: Any) -> None:
   """Writes `value` as indented JSON (NumPy values converted, NaN as null), atomically."""
-  text = json.dumps(_jsonable(value), indent=2, sort_keys=False, allow_nan=False)
+  text = json.dumps(jsonable(value), indent=2, sort_keys=False, allow_nan=False)
   write_bytes_atomic(path, (text + "\n").encode("utf-8"))
 
 

@@ -3,7 +3,8 @@
 1. DVBPR, trained, evaluated and exported in `<workdir>/dvbpr`;
 2. the conditional GAN in `<workdir>/gan`;
 3. one user's design figure (paper Fig. 5) and one tailoring strip (Fig. 6) in
-   `<workdir>/figures`.
+   `<workdir>/figures`;
+4. `<workdir>/report.html`, one page with all of it, and a summary printed at the end.
 Every step resumes: a rerun reuses what is done.
 """
 
@@ -16,6 +17,8 @@ import time
 import numpy as np
 
 from dvbpr_tf import design as design_lib
+from dvbpr_tf.reporting import html_report
+from dvbpr_tf.reporting import sections
 from experiments import common
 from experiments import design
 from experiments import gan
@@ -48,27 +51,46 @@ def run(spec: common.RunSpec, dvbpr_config, gan_config) -> dict:
       dataclasses.replace(spec, experiment="tailoring"), dvbpr_config, gan_config,
       design_lib.TailorConfig(),
       dataclasses.replace(request, category=None, item=other_item))
+  header = common.results_header(spec, catalog)
+  nested = lambda results: {k: v for k, v in results.items() if k not in header}
   summary = {
-      "experiment": "demo", "dataset": catalog.name, "preset": spec.preset,
-      "dvbpr": {k: rec.get(k) for k in ("auc_test", "auc_test_cold", "auc_test_sampled100",
-                                        "oracle_auc_test", "oracle_auc_test_cold",
-                                        "export")},
-      "gan": {k: gan_results.get(k) for k in ("final_losses", "images_per_second",
-                                              "samples", "nearest_neighbours", "export")},
-      "design": {"user": user, "category": designed["category"],
-                 "figure": designed["figure"]},
-      "tailoring": {"item": other_item, "figure": tailored["figure"],
-                    "preference_first_last": [tailored["iterations"][0]["preference"],
-                                              tailored["iterations"][-1]["preference"]]},
+      **header, "experiment": "demo",
+      "dvbpr": nested(rec), "gan": nested(gan_results),
+      "design": nested(designed), "tailoring": nested(tailored),
       "wall_time_seconds": time.time() - started,
   }
   work.write_results(summary)
-  common.print_block("The demo's pictures", [
+  report = html_report.write_report(
+      work.root, f"dvbpr-tf demo on {catalog.name}", summary,
+      sections.recommender(summary, "dvbpr.") + sections.gan(summary, "gan.")
+      + sections.design(summary, "design.") + sections.tailoring(summary, "tailoring.")
+      + sections.dataset(summary),
+      subtitle="DVBPR trained from pixels, the conditional GAN, one personalised design and "
+               "one tailoring, each trained and run by `make demo` on this machine.")
+  _print_summary(summary, report)
+  print(json.dumps({"results": str(work.results_path), "report": str(report)}), flush=True)
+  return summary
+
+
+def _print_summary(summary: dict, report) -> None:
+  rec, gan_results = summary["dvbpr"], summary["gan"]
+  fmt = lambda value: "   n/a" if value is None else f"{value:.4f}"
+  rows = [f"  {'test AUC':32s} {'all items':>10s} {'cold items':>11s}",
+          f"  {'DVBPR':32s} {fmt(rec.get('auc_test')):>10s} {fmt(rec.get('auc_test_cold')):>11s}",
+          f"  {'random':32s} {fmt(0.5):>10s} {fmt(0.5):>11s}"]
+  if rec.get("oracle_auc_test") is not None:
+    rows.append(f"  {'planted model (oracle)':32s} {fmt(rec['oracle_auc_test']):>10s} "
+                f"{fmt(rec.get('oracle_auc_test_cold')):>11s}")
+  rows += [
+      f"  GAN: {gan_results.get('images_per_second') or 0:.0f} training images/s",
+      f"  DVBPR learning curve:          {rec.get('learning_curve_figure')}",
       f"  GAN samples (rows: categories): {gan_results['samples']}",
       f"  GAN nearest real neighbours:    {gan_results['nearest_neighbours']}",
-      f"  design for user {user} ({designed['category']}): {designed['figure']}",
-      f"  tailoring item {other_item} for user {user}: {tailored['figure']}",
-      f"  DVBPR test AUC {rec['auc_test']:.4f} (cold {rec['auc_test_cold']:.4f}), oracle "
-      f"{rec.get('oracle_auc_test', float('nan')):.4f}; total {summary['wall_time_seconds']:.0f}s"])
-  print(json.dumps({"results": str(work.results_path)}), flush=True)
-  return summary
+      f"  design for user {summary['design']['user']} ({summary['design']['category']}): "
+      f"{summary['design']['figure']}",
+      f"  tailoring {summary['tailoring']['query']} for user {summary['tailoring']['user']}: "
+      f"{summary['tailoring']['figure']}",
+      f"  total {summary['wall_time_seconds']:.0f}s",
+      "",
+      f"  Open the report: {report}"]
+  common.print_block("The demo", rows)

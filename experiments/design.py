@@ -25,6 +25,8 @@ from dvbpr_tf import design as design_lib
 from dvbpr_tf import errors
 from dvbpr_tf import input_pipeline
 from dvbpr_tf import workdir as workdir_lib
+from dvbpr_tf.reporting import html_report
+from dvbpr_tf.reporting import sections
 from experiments import common
 from experiments import trained_models
 
@@ -108,7 +110,9 @@ def run_design(spec: common.RunSpec, dvbpr_config, gan_config, config: design_li
   common.print_block(f"Design for user {user}, category {name}", [
       "  retrieved:  " + "  ".join(f"{s:.3f}" for s in scores),
       "  generated:  " + "  ".join(f"{s:.3f}" for s in chosen_pref)])
-  print(f"Figure:  {path}\nResults: {work.results_path}", flush=True)
+  report = html_report.write_report(work.root, f"Design for user {user}, {name}", results,
+                                    sections.design(results))
+  print(f"Figure:  {path}\nResults: {work.results_path}\nReport:  {report}", flush=True)
   return results
 
 
@@ -167,7 +171,9 @@ def run_tailoring(spec: common.RunSpec, dvbpr_config, gan_config,
       f"  inversion L1 {result.inversion.l1_before:.4f} -> {result.inversion.l1_after:.4f}",
       "  preference by iteration: " + "  ".join(
           f"{s}:{p:.3f}" for s, p in zip(result.steps, result.preference))])
-  print(f"Figure:  {path}\nResults: {work.results_path}", flush=True)
+  report = html_report.write_report(work.root, f"Tailoring {query_name} for user {user}",
+                                    results, sections.tailoring(results))
+  print(f"Figure:  {path}\nResults: {work.results_path}\nReport:  {report}", flush=True)
   return results
 
 

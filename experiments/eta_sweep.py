@@ -21,6 +21,8 @@ from dvbpr_tf import design as design_lib
 from dvbpr_tf import image_metrics
 from dvbpr_tf import input_pipeline
 from dvbpr_tf import workdir as workdir_lib
+from dvbpr_tf.reporting import html_report
+from dvbpr_tf.reporting import sections
 from experiments import common
 from experiments import design as design_experiment
 
@@ -84,7 +86,9 @@ def run(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.Desig
       f"  eta {c['eta']:6g}: preference {c['preference_mean']:8.4f}  quality "
       f"{c['quality_mean']:.4f}  diversity {c['diversity_mean']:.4f}" for c in curves] + [
       f"  {k}: {v}" for k, v in trend(curves).items()])
-  print(f"Chart:   {chart}\nResults: {work.results_path}", flush=True)
+  report = html_report.write_report(work.root, f"eta sweep on {catalog.name}", results,
+                                    sections.eta_sweep(results))
+  print(f"Chart:   {chart}\nResults: {work.results_path}\nReport:  {report}", flush=True)
   return results
 
 

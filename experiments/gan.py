@@ -22,6 +22,8 @@ from dvbpr_tf import input_pipeline
 from dvbpr_tf import nearest_neighbours
 from dvbpr_tf import trainer as trainer_lib
 from dvbpr_tf import workdir as workdir_lib
+from dvbpr_tf.reporting import html_report
+from dvbpr_tf.reporting import sections
 from experiments import common
 
 
@@ -79,8 +81,11 @@ def run(spec: common.RunSpec, config: gan_task.GanTrainConfig, catalog=None) -> 
       f"{losses.get('g_loss', float('nan')):.4f}  D(real) {losses.get('d_real', 0):.3f}  "
       f"D(fake) {losses.get('d_fake', 0):.3f}",
       f"  {summary['train_rate_median'] or 0:.0f} images/s, {summary['steps']} steps"])
+  report = html_report.write_report(work.root, f"Conditional LSGAN on {catalog.name}",
+                                    results, sections.gan(results) + sections.dataset(results))
   print(f"Samples:     {results['samples']}\nNeighbours:  {results['nearest_neighbours']}\n"
-        f"Export:      {export_path}\nResults:     {work.results_path}", flush=True)
+        f"Export:      {export_path}\nResults:     {work.results_path}\n"
+        f"Report:      {report}", flush=True)
   return results
 
 

@@ -16,6 +16,10 @@ from dvbpr_tf import dvbpr_task
 from dvbpr_tf import export as export_lib
 from dvbpr_tf import projector
 from dvbpr_tf import trainer as trainer_lib
+from dvbpr_tf import workdir as workdir_lib
+from dvbpr_tf.reporting import charts
+from dvbpr_tf.reporting import html_report
+from dvbpr_tf.reporting import sections
 from experiments import common
 
 METRIC_KEYS = ("auc_valid", "auc_valid_cold", "auc_valid_sampled100",
@@ -72,11 +76,35 @@ def run(spec: common.RunSpec, config: config_lib.DvbprConfig, catalog=None) -> d
       "tensorboard_logdir": str(work.logs),
       "cold_definition": ("users whose test item has fewer than 5 training observations; "
                           "negatives restricted to items with fewer than 5"),
+      "random_auc": 0.5,
       **common.oracle_fields(catalog),
   })
+  results["learning_curve_figure"] = str(_write_learning_curve(results, work))
   work.write_results(results)
   _print_summary(results, work)
+  report = html_report.write_report(
+      work.root, f"DVBPR on {catalog.name}", results,
+      sections.recommender(results) + sections.dataset(results))
+  print(f"Report:      {report}", flush=True)
   return results
+
+
+def _write_learning_curve(results: dict, work):
+  """figures/learning_curve.png: validation and test AUC per epoch."""
+  curve = results["learning_curve"]
+  epochs = [h["epoch"] for h in curve]
+  reference = {"random": 0.5}
+  if results.get("oracle_auc_test") is not None:
+    reference["planted model (oracle), test"] = results["oracle_auc_test"]
+  image = charts.line_chart(
+      {"validation AUC": (epochs, [h.get("auc_valid") for h in curve]),
+       "test AUC": (epochs, [h.get("auc_test") for h in curve]),
+       "test AUC, cold items": (epochs, [h.get("auc_test_cold") for h in curve])},
+      title=f"DVBPR learning curve on {results['dataset']} ({results['preset']} preset)",
+      x_label="epoch", y_label="exact AUC", reference_lines=reference)
+  path = work.figures / "learning_curve.png"
+  workdir_lib.write_png_atomic(path, image)
+  return path
 
 
 def _print_summary(results: dict, work) -> None:
@@ -132,9 +160,12 @@ def run_baseline(spec: common.RunSpec, method: str, baseline: config_lib.Baselin
                   "num_users_test_cold": record.get("num_users_test_cold"),
                   "wall_time_seconds": time.time() - started,
                   **common.oracle_fields(catalog)})
+  results["random_auc"] = 0.5
   work.write_results(results)
   rows = [f"  {'exact AUC (test)':28s} all {results['auc_test']:.4f}  cold "
           f"{results['auc_test_cold']:.4f}"]
   common.print_block(f"{method} on {catalog.name}", rows)
-  print(f"Results: {work.results_path}", flush=True)
+  report = html_report.write_report(work.root, f"{method} on {catalog.name}", results,
+                                    sections.recommender(results) + sections.dataset(results))
+  print(f"Results: {work.results_path}\nReport:  {report}", flush=True)
   return results

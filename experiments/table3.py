@@ -23,6 +23,8 @@ from dvbpr_tf import recommenders
 from dvbpr_tf import table3 as table3_lib
 from dvbpr_tf import trainer as trainer_lib
 from dvbpr_tf import workdir as workdir_lib
+from dvbpr_tf.reporting import html_report
+from dvbpr_tf.reporting import sections
 from experiments import common
 from experiments import recommendation
 
@@ -134,5 +136,9 @@ def run(spec: common.RunSpec, baseline: config_lib.BaselineConfig, dvbpr_config)
   })
   work.write_results(results)
   print(text, flush=True)
-  print(f"Table: {work.root / 'table3.md'}\nResults: {work.results_path}", flush=True)
+  report = html_report.write_report(
+      work.root, f"Table III on {catalog.name}", results,
+      sections.table3(results, table3_lib.METHODS) + sections.dataset(results))
+  print(f"Table: {work.root / 'table3.md'}\nResults: {work.results_path}\nReport: {report}",
+        flush=True)
   return results

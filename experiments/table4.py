@@ -28,6 +28,8 @@ from dvbpr_tf import design as design_lib
 from dvbpr_tf import image_metrics
 from dvbpr_tf import input_pipeline
 from dvbpr_tf import workdir as workdir_lib
+from dvbpr_tf.reporting import html_report
+from dvbpr_tf.reporting import sections
 from experiments import common
 from experiments import design as design_experiment
 
@@ -111,7 +113,10 @@ def run(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.Desig
                   "wall_time_seconds": time.time() - started})
   work.write_results(results)
   print(text, flush=True)
-  print(f"Table: {work.root / 'table4.md'}\nResults: {work.results_path}", flush=True)
+  report = html_report.write_report(work.root, f"Table IV on {catalog.name}", results,
+                                    sections.table4(results, LABELS))
+  print(f"Table: {work.root / 'table4.md'}\nResults: {work.results_path}\nReport: {report}",
+        flush=True)
   return results
 
 

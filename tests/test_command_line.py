@@ -2,11 +2,13 @@
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
 import pytest
 
+from tests import report_checks
 from tests.conftest import REPO, SHOPPERS_DUMMY_DATA
 
 
@@ -35,6 +37,9 @@ def test_recommendation_smoke_run(tiny_data_dir, tmp_path):
   for name in ("sprite.png", "metadata.tsv", "projector_config.pbtxt"):
     assert (projector / name).exists(), name
   assert "DVBPR exact AUC (test)" in done.stdout
+  found = report_checks.check_report(work, min_numbers=10, min_images=1)
+  assert found["images"] == ["figures/learning_curve.png"]
+  assert found["numbers"]["auc_test"] == results["auc_test"]
 
   # The same command again resumes the finished run: same figures, no retraining.
   again = _main("--experiment=recommendation", "--preset=smoke", f"--workdir={work}",
@@ -81,6 +86,8 @@ def test_table3_smoke_run_and_resume(tiny_data_dir, tmp_path):
   table = (work / "table3.md").read_text()
   assert "| All Items |" in table and "| Cold Items |" in table and "oracle" in table
   assert (work / "table3.csv").read_text().startswith("metric,setting,rand,poprank")
+  found = report_checks.check_report(work, min_numbers=8 * 4)
+  assert found["numbers"]["vbpr.auc_test_cold"] == results["vbpr"]["auc_test_cold"]
   # A rerun keeps the methods already done instead of training them again.
   again = _main(*flags)
   assert again.returncode == 0, again.stderr[-3000:]
@@ -97,6 +104,7 @@ def test_single_baseline_run(tiny_data_dir, tmp_path):
   results = json.loads((work / "results.json").read_text())
   assert results["model"] == "bpr_mf" and results["params"] == {"K": 8, "reg": 0.1}
   assert 0.0 <= results["auc_test"] <= 1.0
+  report_checks.check_report(work, min_numbers=6)
 
 
 def test_gan_smoke_run(tiny_data_dir, tmp_path):
@@ -110,6 +118,8 @@ def test_gan_smoke_run(tiny_data_dir, tmp_path):
   for name in ("samples.png", "nearest_neighbours.png"):
     assert (work / "figures" / name).stat().st_size > 0
   assert (work / "export" / "gan" / "saved_model.pb").exists()
+  found = report_checks.check_report(work, min_numbers=8, min_images=2)
+  assert found["numbers"]["images_per_second"] == results["images_per_second"]
 
 
 def test_design_and_tailoring_smoke_runs(tiny_data_dir, tmp_path):
@@ -122,12 +132,14 @@ def test_design_and_tailoring_smoke_runs(tiny_data_dir, tmp_path):
   assert len(results["retrieved"]) == 3 and len(results["generated"]) == 3
   assert (work / "figures" / "design_user3_bag.png").exists()
   assert (work / "dvbpr" / "results.json").exists() and (work / "gan" / "results.json").exists()
+  report_checks.check_report(work, min_numbers=6, min_images=1)
 
   done = _main("--experiment=tailoring", "--item=5", *common)
   assert done.returncode == 0, done.stderr[-3000:]
   results = json.loads((work / "results.json").read_text())
   assert [it["step"] for it in results["iterations"]] == [0, 10, 20, 30, 40, 50]
   assert "training DVBPR first" not in done.stderr  # reused
+  report_checks.check_report(work, min_numbers=14, min_images=1)
 
   done = _main("--experiment=table4", "--trials=2", *common)
   assert done.returncode == 0, done.stderr[-3000:]
@@ -138,6 +150,7 @@ def test_design_and_tailoring_smoke_runs(tiny_data_dir, tmp_path):
       assert key in results[source], (source, key)
   assert "not the Inception Score" in results["quality_metric"]
   assert (work / "table4.md").exists() and (work / "table4.csv").exists()
+  report_checks.check_report(work, min_numbers=24)
 
   done = _main("--experiment=eta_sweep", "--trials=1", *common)
   assert done.returncode == 0, done.stderr[-3000:]
@@ -145,6 +158,7 @@ def test_design_and_tailoring_smoke_runs(tiny_data_dir, tmp_path):
   assert [c["eta"] for c in results["curves"]] == [0.0, 0.1, 0.3, 1.0, 3.0, 10.0]
   assert set(results["trend"]) == {"preference", "quality", "diversity"}
   assert (work / "eta_sweep.csv").exists() and (work / "figures" / "eta_sweep.png").exists()
+  report_checks.check_report(work, min_numbers=18, min_images=1)
 
   for flags, message in ((["--experiment=design", "--category=hats"], "unknown --category"),
                          (["--experiment=tailoring", "--image=/no/such.png",
@@ -165,4 +179,13 @@ def test_demo_smoke_run(tiny_data_dir, tmp_path):
     assert (work / "figures").exists() and results[part]["figure"].endswith(".png")
   assert (work / "dvbpr" / "export" / "dvbpr" / "saved_model.pb").exists()
   assert (work / "gan" / "export" / "gan" / "saved_model.pb").exists()
-  assert "The demo's pictures" in done.stdout
+  assert "Open the report" in done.stdout and "random" in done.stdout
+  found = report_checks.check_report(work, min_numbers=20, min_images=5)
+  inside = lambda path: pathlib.Path(path).relative_to(work).as_posix()
+  assert sorted(found["images"]) == sorted([
+      "dvbpr/figures/learning_curve.png", "gan/figures/samples.png",
+      "gan/figures/nearest_neighbours.png", inside(results["design"]["figure"]),
+      inside(results["tailoring"]["figure"])])
+  assert found["numbers"]["dvbpr.auc_test"] == results["dvbpr"]["auc_test"]
+  assert found["numbers"]["gan.images_per_second"] == results["gan"]["images_per_second"]
+  assert "dataset_statistics.num_users" in found["numbers"]

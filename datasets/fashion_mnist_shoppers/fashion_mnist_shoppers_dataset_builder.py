@@ -9,6 +9,9 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import io
+import socket
+import threading
+import urllib.parse
 
 from absl import logging
 from etils import epath
@@ -33,6 +36,9 @@ FASHION_MNIST_FILES = (
 )
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"  # apt-get install dataset-fashion-mnist
 DOWNLOAD_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+# Without a network, the download gives up after this many seconds in all (resolving the host
+# and connecting to it), instead of TFDS's retries per file.
+DOWNLOAD_DEADLINE_SECONDS = 15.0
 
 FINE_NAMES = ("t_shirt_top", "trouser", "pullover", "dress", "coat", "sandal", "shirt",
               "sneaker", "bag", "ankle_boot")
@@ -199,11 +205,12 @@ def _load_fashion_mnist(dl_manager):
       break
   else:
     try:
+      check_reachable(DOWNLOAD_URL, DOWNLOAD_DEADLINE_SECONDS)
       paths = dl_manager.download({n: DOWNLOAD_URL + n for n in FASHION_MNIST_FILES})
     except Exception as e:  # pylint: disable=broad-except  # Any network failure.
       raise FileNotFoundError(
           "Fashion-MNIST was not found in " + " or ".join(str(p) for p in places)
-          + f" and could not be downloaded ({type(e).__name__}). Install it with "
+          + f" and could not be downloaded ({_reason(e)}). Install it with "
           "`apt-get install dataset-fashion-mnist`, or put the files "
           f"{', '.join(FASHION_MNIST_FILES)} in a folder given as --manual_dir.") from e
     source = DOWNLOAD_URL
@@ -214,6 +221,43 @@ def _load_fashion_mnist(dl_manager):
   if images.ndim != 3 or len(images) != len(labels) or labels.max(initial=0) > 9:
     raise errors.DatasetError(f"the Fashion-MNIST files in {source} do not match each other")
   return images, labels, source
+
+
+def check_reachable(url: str, deadline_seconds: float) -> None:
+  """Resolves `url`'s host and opens a TCP connection to it, all within `deadline_seconds`.
+
+  The name lookup has no timeout of its own, so the probe runs in a daemon thread that is
+  abandoned at the deadline.
+
+  Raises:
+    OSError: the host cannot be resolved or reached (TimeoutError at the deadline).
+  """
+  parts = urllib.parse.urlsplit(url)
+  port = parts.port or (443 if parts.scheme == "https" else 80)
+  outcome = {}
+
+  def probe():
+    try:
+      socket.create_connection((parts.hostname, port), timeout=deadline_seconds).close()
+      outcome["ok"] = True
+    except OSError as e:
+      outcome["error"] = e
+
+  thread = threading.Thread(target=probe, name="fashion-mnist-probe", daemon=True)
+  thread.start()
+  thread.join(deadline_seconds)
+  if outcome.get("ok"):
+    return
+  raise outcome.get("error") or TimeoutError(
+      f"no answer from {parts.hostname}:{port} within {deadline_seconds:g}s")
+
+
+def _reason(error: BaseException) -> str:
+  if isinstance(error, socket.gaierror):
+    return f"cannot resolve the host: {error.strerror or error}"
+  if isinstance(error, OSError) and error.strerror:
+    return f"{type(error).__name__}: {error.strerror}"
+  return f"{type(error).__name__}: {error}"
 
 
 def _read_idx(path, magic: int) -> np.ndarray:
