@@ -55,6 +55,7 @@ class Comparison:
     goal: the goal in words (`>= 3x`), or '' when the row only reports.
     met: whether the goal is met (None without a goal).
     note: what the reader needs to read the row.
+    goal_ratio: the least ratio the goal asks for (None without a goal).
   """
 
   name: str
@@ -64,10 +65,12 @@ class Comparison:
   goal: str
   met: bool | None
   note: str = ""
+  goal_ratio: float | None = None
 
   def as_dict(self) -> dict:
     return {"name": self.name, "a": self.a.as_dict(), "b": self.b.as_dict(),
-            "ratio": self.ratio, "goal": self.goal, "met": self.met, "note": self.note}
+            "ratio": self.ratio, "goal": self.goal, "goal_ratio": self.goal_ratio,
+            "met": self.met, "note": self.note}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +103,7 @@ def compare(name: str, a: Rate, b: Rate, minimum: float | None, note: str = "",
   if minimum is None:
     return Comparison(name, a, b, ratio, goal or "", None, note)
   return Comparison(name, a, b, ratio, goal or f">= {minimum:g}x",
-                    bool(ratio >= minimum and extra_condition), note)
+                    bool(ratio >= minimum and extra_condition), note, float(minimum))
 
 
 def interleaved(measures: Sequence[Callable[[], float]], repeats: int) -> list[list[float]]:

@@ -18,10 +18,10 @@ import time
 import keras
 
 from benchmarks import common
-from dvbpr_tf import cnn_f
-from dvbpr_tf import design
-from dvbpr_tf import dvbpr
-from dvbpr_tf import gan
+from dvbpr_tf.design import designer as design
+from dvbpr_tf.models import cnn_f
+from dvbpr_tf.models import dvbpr
+from dvbpr_tf.models import gan
 
 NAME = "design"
 TITLE = "Design: preference maximisation, m starts in one batch vs m sequential runs"

@@ -34,8 +34,8 @@ import tensorflow as tf
 
 from benchmarks import common
 from benchmarks import synthetic
-from dvbpr_tf import catalog as catalog_lib
-from dvbpr_tf import metrics
+from dvbpr_tf.data import catalog as catalog_lib
+from dvbpr_tf.evaluation import metrics
 
 NAME = "evaluation"
 TITLE = "Evaluation: exact all-items AUC at Amazon Fashion's size (64,583 x 234,892, K=100)"

@@ -36,8 +36,8 @@ import tensorflow as tf
 
 from benchmarks import common
 from benchmarks import synthetic
-from dvbpr_tf import input_pipeline
-from dvbpr_tf import sampler as sampler_lib
+from dvbpr_tf.data import input_pipeline
+from dvbpr_tf.data import sampler as sampler_lib
 
 NAME = "input_pipeline"
 TITLE = "Input pipeline: BPR images/s at 224x224, tf.data vs the authors' 4-thread PIL loader"
@@ -231,7 +231,7 @@ def run(config: Config) -> common.BenchmarkResult:
                                        config.num_images, seed=config.seed)
   on_demand = input_pipeline.PipelineConfig(image_size=config.image_size,
                                             batch_size=config.batch_size,
-                                            cache_decoded="never", seed=config.seed)
+                                            cache_decoded="never")
   cached = dataclasses.replace(on_demand, cache_decoded="always")
   table = input_pipeline.ImageTable.from_config(jpegs, on_demand)
   tick = time.perf_counter()

@@ -20,9 +20,9 @@ import tensorflow as tf
 from benchmarks import common
 from benchmarks import synthetic
 from dvbpr_tf import config as config_lib
-from dvbpr_tf import dvbpr
-from dvbpr_tf import evaluation
-from dvbpr_tf import input_pipeline
+from dvbpr_tf.data import input_pipeline
+from dvbpr_tf.evaluation import evaluator as evaluation
+from dvbpr_tf.models import dvbpr
 
 NAME = "item_embeddings"
 TITLE = "Item embeddings: catalog images/s through the tower, pipeline vs images in memory"
@@ -56,7 +56,7 @@ SIZES = {
 def run(config: Config) -> common.BenchmarkResult:
   """Measures `embed_items` against the tower on an in-memory batch."""
   started = time.perf_counter()
-  preset = config_lib.dvbpr_preset(config.preset)
+  preset = config_lib.preset(config.preset).dvbpr
   batch_size = preset.train.eval_batch_size
   keras.utils.set_random_seed(config.seed)
   model = dvbpr.Dvbpr(1, preset.tower).build_for_input()

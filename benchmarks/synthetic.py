@@ -13,7 +13,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from dvbpr_tf import catalog as catalog_lib
+from dvbpr_tf.data import catalog as catalog_lib
 
 
 def product_image(rng: np.random.Generator, size: int) -> np.ndarray:

@@ -26,7 +26,7 @@ import tensorflow as tf
 from benchmarks import common
 from benchmarks import synthetic
 from dvbpr_tf import config as config_lib
-from dvbpr_tf import dvbpr_task
+from dvbpr_tf.training import dvbpr_task
 
 NAME = "training_feed"
 TITLE = "Training feed: DVBPR pairs/s, real pipeline vs batches already in memory"
@@ -64,9 +64,9 @@ SIZES = {
 def run(config: Config) -> common.BenchmarkResult:
   """Measures the training step fed by the pipeline and by memory."""
   started = time.perf_counter()
-  model_config = config_lib.override(config_lib.dvbpr_preset(config.preset),
+  model_config = config_lib.override(config_lib.preset(config.preset).dvbpr,
                                      {"pipeline.cache_decoded": config.cache_decoded,
-                                      "pipeline.seed": config.seed})
+                                      "seed": config.seed})
   jpegs = synthetic.product_jpegs(config.num_items, config.source_size, config.seed)
   catalog = synthetic.catalog(jpegs, config.num_users, seed=config.seed)
   task = dvbpr_task.DvbprTask(catalog, model_config)

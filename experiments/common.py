@@ -10,16 +10,11 @@ import time
 from absl import logging
 import tensorflow as tf
 
-from dvbpr_tf import catalog as catalog_lib
-from dvbpr_tf import distribution
-from dvbpr_tf import errors
-from dvbpr_tf import workdir as workdir_lib
-
-EMBEDDED_DATASET = "fashion_mnist_shoppers"
-# The embedded dataset's config that goes with each preset, when --dataset is not given.
-EMBEDDED_CONFIG_FOR_PRESET = {"smoke": "tiny", "demo": "demo", "paper": "full",
-                              "authors": "full"}
-
+from dvbpr_tf.core import distribution
+from dvbpr_tf.core import errors
+from dvbpr_tf.core import workdir as workdir_lib
+from dvbpr_tf.data import catalog as catalog_lib
+from dvbpr_tf.evaluation import planted
 
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
@@ -41,6 +36,7 @@ class RunSpec:
   strategy: str = "default"
   mixed_precision: bool = False
   virtual_cpus: int = 0
+  tree: dict | None = None  # The whole resolved configuration (config.as_dict), for the record.
 
   @property
   def distribution(self) -> distribution.DistributionConfig:
@@ -54,20 +50,19 @@ class RunSpec:
 
   @property
   def work(self) -> workdir_lib.Workdir:
-    worker = distribution.worker_id(self.make_strategy())
+    worker = distribution.worker_id(self.distribution)
     if worker is None:
       return workdir_lib.Workdir(self.workdir)
     return workdir_lib.Workdir(os.path.join(self.workdir, "workers", str(worker)))
-
-
-def default_dataset(preset: str) -> str:
-  return f"{EMBEDDED_DATASET}/{EMBEDDED_CONFIG_FOR_PRESET[preset]}"
 
 
 def load_catalog(spec: RunSpec) -> catalog_lib.Catalog:
   start = time.time()
   catalog = catalog_lib.load_catalog(spec.dataset, data_dir=spec.data_dir,
                                      manual_dir=spec.manual_dir)
+  oracle = planted.planted_statistics(catalog)  # Simulated data: the planted model's AUC.
+  if oracle:
+    catalog = dataclasses.replace(catalog, statistics={**catalog.statistics, **oracle})
   logging.info("dataset %s: %d users, %d items, %d interactions (read in %.1fs from %s)",
                catalog.name, catalog.num_users, catalog.num_items, len(catalog.users),
                time.time() - start, catalog.data_path)
@@ -150,26 +145,32 @@ def saved_config(work: workdir_lib.Workdir) -> dict:
   return saved
 
 
-def start_run(spec: RunSpec, run_config: dict, catalog=None):
-  """Starts (or resumes) a run in its work dir: (catalog, work dir).
+def start_run(spec: RunSpec, run_config: dict, catalog=None, resumable: bool = True):
+  """Starts (or resumes) a run in its work dir: (catalog, work dir). Every experiment starts
+  here.
 
   Refuses, before writing anything, a work dir of another configuration or of other data
   (`check_same_run`, `check_same_dataset`); loads the dataset (unless given); makes the work
   dir; takes its lock (`Workdir.lock`: a second live run in the same work dir is refused, the
   lock of a killed one is taken over); records the configuration and the dataset's sizes.
+  A run that keeps no state of its own to resume (`resumable=False`: design, tailoring,
+  Table IV and the eta sweep over trained models, a dataset's statistics) may follow another
+  configuration in the same work dir; its config.json then says what ran last.
 
   The lock is held until the process exits: the experiments go on writing into the work dir
   after this returns (training, export, results), and the kernel drops it however the
   process ends. The same process may start several runs, in other work dirs (the demo's
   `dvbpr/` and `gan/`) or in the same one again.
   """
-  check_same_run(spec.work, run_config)
+  if resumable:
+    check_same_run(spec.work, run_config)
   catalog = catalog or load_catalog(spec)
   check_same_dataset(spec.work, catalog)
   work = spec.work.make()
   work.lock()
   # Checked again under the lock: a run that just ended may have written its config.
-  check_same_run(work, run_config)
+  if resumable:
+    check_same_run(work, run_config)
   check_same_dataset(work, catalog)
   work.write_config({**run_config, DATASET_KEY: dataset_sizes(catalog)})
   return catalog, work

@@ -2,8 +2,8 @@
 
 1. DVBPR, trained, evaluated and exported in `<workdir>/dvbpr`;
 2. the conditional GAN in `<workdir>/gan`;
-3. one user's design figure (paper Fig. 5) and one tailoring strip (Fig. 6) in
-   `<workdir>/figures`;
+3. one user's design figure (paper Fig. 5) in `<workdir>/design` and one tailoring strip
+   (Fig. 6) in `<workdir>/tailoring`, over the models of 1 and 2;
 4. `<workdir>/report.html`, one page with all of it, and a summary printed at the end.
 Every step resumes: a rerun reuses what is done.
 """
@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from dvbpr_tf import design as design_lib
+from dvbpr_tf import config as config_lib
 from dvbpr_tf.reporting import html_report
 from dvbpr_tf.reporting import sections
 from experiments import common
@@ -25,10 +25,12 @@ from experiments import gan
 from experiments import recommendation
 
 
-def run(spec: common.RunSpec, dvbpr_config, gan_config) -> dict:
+def run(spec: common.RunSpec, dvbpr_config, gan_config, design_config) -> dict:
   started = time.time()
-  catalog = common.load_catalog(spec)
-  work = spec.work.make()
+  run_config = {"run": spec.__dict__, "dvbpr": config_lib.as_dict(dvbpr_config),
+                "gan": config_lib.as_dict(gan_config),
+                "design": config_lib.as_dict(design_config)}
+  catalog, work = common.start_run(spec, run_config)
   sub = lambda name, experiment: dataclasses.replace(
       spec, workdir=str(work.root / name), experiment=experiment)
   rec = recommendation.run(sub("dvbpr", "recommendation"), dvbpr_config, catalog=catalog)
@@ -44,12 +46,11 @@ def run(spec: common.RunSpec, dvbpr_config, gan_config) -> dict:
   request = design.DesignRequest(user=user, category=str(category),
                                  dvbpr_workdir=str(work.root / "dvbpr"),
                                  gan_workdir=str(work.root / "gan"))
-  design_spec = dataclasses.replace(spec, experiment="design")
-  designed = design.run_design(design_spec, dvbpr_config, gan_config,
-                               design_lib.DesignConfig(seed=spec.seed), request)
+  designed = design.run_design(sub("design", "design"), dvbpr_config, gan_config,
+                               design_config.synthesis, request)
   tailored = design.run_tailoring(
-      dataclasses.replace(spec, experiment="tailoring"), dvbpr_config, gan_config,
-      design_lib.TailorConfig(),
+      sub("tailoring", "tailoring"), dvbpr_config, gan_config,
+      design_config.tailoring,
       dataclasses.replace(request, category=None, item=other_item))
   header = common.results_header(spec, catalog)
   nested = lambda results: {k: v for k, v in results.items() if k not in header}

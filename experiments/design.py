@@ -21,10 +21,10 @@ from PIL import Image
 from PIL import ImageDraw
 from PIL import UnidentifiedImageError
 
-from dvbpr_tf import design as design_lib
-from dvbpr_tf import errors
-from dvbpr_tf import input_pipeline
-from dvbpr_tf import workdir as workdir_lib
+from dvbpr_tf.core import errors
+from dvbpr_tf.core import files
+from dvbpr_tf.data import input_pipeline
+from dvbpr_tf.design import designer as design_lib
 from dvbpr_tf.reporting import html_report
 from dvbpr_tf.reporting import sections
 from experiments import common
@@ -65,13 +65,18 @@ def resolve_category(catalog, category) -> int:
       f"unknown --category {category!r}; categories: {', '.join(names)} (or 0..{len(names) - 1})")
 
 
-def load_models(spec, catalog, dvbpr_config, gan_config, request: DesignRequest | None = None):
+def load_models(spec, catalog, dvbpr_config, gan_config, request: DesignRequest | None = None,
+                settings: dict | None = None):
   """(DVBPR task, GAN task, Designer, work dir) for design, tailoring, Table IV and the eta
-  sweep. The work dir is made only after the models load: a refused model leaves nothing."""
+  sweep. The run starts (`common.start_run`: lock, config.json with `settings`) only after
+  the models load: a refused model leaves nothing."""
   request = request or DesignRequest(user=None, category=None)
   d_task, g_task, designer = trained_models.design_models(
       spec, catalog, dvbpr_config, gan_config, request.dvbpr_workdir, request.gan_workdir)
-  return d_task, g_task, designer, spec.work.make()
+  run_config = {"run": spec.__dict__, "request": dataclasses.asdict(request),
+                **(settings or {})}
+  _, work = common.start_run(spec, run_config, catalog, resumable=False)
+  return d_task, g_task, designer, work
 
 
 def run_design(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.DesignConfig,
@@ -80,8 +85,9 @@ def run_design(spec: common.RunSpec, dvbpr_config, gan_config, config: design_li
   catalog = common.load_catalog(spec)
   user = resolve_user(catalog, request.user)
   category = resolve_category(catalog, request.category)
-  d_task, g_task, designer, work = load_models(spec, catalog, dvbpr_config, gan_config,
-                                               request)
+  d_task, g_task, designer, work = load_models(
+      spec, catalog, dvbpr_config, gan_config, request,
+      {"design": dataclasses.asdict(config)})
   item_vectors = d_task.item_vectors()
   ids, scores = design_lib.retrieve(d_task.user_vectors()[user], item_vectors,
                                     catalog.item_category, category, config.top_k)
@@ -94,7 +100,7 @@ def run_design(spec: common.RunSpec, dvbpr_config, gan_config, config: design_li
       [("retrieved (eq. 8)", real, scores), ("generated (eq. 10)", generated, chosen_pref)],
       f"user {user}, {name}")
   path = work.figures / f"design_user{user}_{name}.png"
-  workdir_lib.write_png_atomic(path, figure)
+  files.write_png_atomic(path, figure)
   results = common.results_header(spec, catalog)
   results.update({
       "user": user, "category": name, "config": dataclasses.asdict(config),
@@ -144,7 +150,9 @@ def run_tailoring(spec: common.RunSpec, dvbpr_config, gan_config,
     query = np.asarray(Image.open(io.BytesIO(query_bytes)).convert("RGB"))
   except (UnidentifiedImageError, OSError) as e:
     raise errors.UserError(f"the query image {query_name} does not decode: {e}") from e
-  _, g_task, designer, work = load_models(spec, catalog, dvbpr_config, gan_config, request)
+  _, g_task, designer, work = load_models(
+      spec, catalog, dvbpr_config, gan_config, request,
+      {"tailoring": dataclasses.asdict(config), "record_steps": list(record_steps)})
   result = designer.tailor(user, category, query, config, record_steps=record_steps)
   size = g_task.network.image_size
   query_small = input_pipeline.to_uint8(result.inversion.target)
@@ -155,7 +163,7 @@ def run_tailoring(spec: common.RunSpec, dvbpr_config, gan_config,
   figure = _strip(strip_images, labels, preference, size)
   name = catalog.category_names[category]
   path = work.figures / f"tailoring_user{user}_{name}.png"
-  workdir_lib.write_png_atomic(path, figure)
+  files.write_png_atomic(path, figure)
   results = common.results_header(spec, catalog)
   results.update({
       "user": user, "category": name, "query": query_name,

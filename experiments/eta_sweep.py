@@ -17,26 +17,27 @@ from PIL import Image
 from PIL import ImageDraw
 import tensorflow as tf
 
-from dvbpr_tf import design as design_lib
-from dvbpr_tf import image_metrics
-from dvbpr_tf import input_pipeline
-from dvbpr_tf import workdir as workdir_lib
+from dvbpr_tf import config as config_lib
+from dvbpr_tf.core import files
+from dvbpr_tf.data import input_pipeline
+from dvbpr_tf.design import designer as design_lib
+from dvbpr_tf.evaluation import image_metrics
 from dvbpr_tf.reporting import html_report
 from dvbpr_tf.reporting import sections
 from experiments import common
 from experiments import design as design_experiment
 
-ETAS = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0)
-TRIALS_FOR_PRESET = {"smoke": 2, "demo": 30, "paper": 200, "authors": 200}
 METRICS = ("preference", "quality", "diversity")
 
 
 def run(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.DesignConfig,
-        trials: int, etas=ETAS, quality: str = "classifier", request=None) -> dict:
+        trials: int, etas=config_lib.ETAS, quality: str = "classifier", request=None) -> dict:
   started = time.time()
   catalog = common.load_catalog(spec)
   d_task, g_task, designer, work = design_experiment.load_models(
-      spec, catalog, dvbpr_config, gan_config, request)
+      spec, catalog, dvbpr_config, gan_config, request,
+      {"design": dataclasses.asdict(config), "trials": trials, "etas": list(etas),
+       "quality": quality})
   scorer = image_metrics.quality_scorer_from_name(quality, catalog)
   test_users, test_items = catalog.interactions("test")
   rng = np.random.default_rng(spec.seed)
@@ -44,30 +45,20 @@ def run(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.Desig
   pairs = [(int(test_users[r]), int(catalog.item_category[test_items[r]])) for r in rows]
   curves = []
   for n, eta in enumerate(etas):
-    preference, diversity, pooled = [], [], []
+    tally = image_metrics.SourceTally()
     for trial, (user, category) in enumerate(pairs):
       result = designer.synthesize(user, category,
                                    dataclasses.replace(config, eta=float(eta), seed=trial))
-      images = input_pipeline.to_uint8(result.chosen_images)
-      preference.append(float(np.mean(result.preference[result.chosen])))
-      diversity.append(image_metrics.diversity(images))
-      pooled.append(images)
-    images = np.concatenate(pooled)
-    quality_mean, quality_std = image_metrics.classifier_score_split(
-        scorer.logits(images), splits=max(1, min(10, len(images) // 3)))
-    curves.append({"eta": float(eta),
-                   "preference_mean": float(np.mean(preference)),
-                   "preference_std": float(np.std(preference)),
-                   "quality_mean": float(quality_mean), "quality_std": float(quality_std),
-                   "diversity_mean": float(np.nanmean(diversity)),
-                   "diversity_std": float(np.nanstd(diversity))})
+      tally.add(result.preference[result.chosen],
+                input_pipeline.to_uint8(result.chosen_images))
+    curves.append({"eta": float(eta), **tally.summary(scorer)})
     logging.info("eta_sweep: eta %g (%d/%d): preference %.3f quality %.3f diversity %.3f",
                  eta, n + 1, len(etas), curves[-1]["preference_mean"],
                  curves[-1]["quality_mean"], curves[-1]["diversity_mean"])
 
   keys = list(curves[0])
   csv = "\n".join([",".join(keys)] + [",".join(f"{c[k]:.6f}" for k in keys) for c in curves])
-  workdir_lib.write_bytes_atomic(work.root / "eta_sweep.csv", (csv + "\n").encode())
+  files.write_bytes_atomic(work.root / "eta_sweep.csv", (csv + "\n").encode())
   writer = tf.summary.create_file_writer(str(work.logs / "eta_sweep"))
   with writer.as_default():
     for n, curve in enumerate(curves):
@@ -76,7 +67,7 @@ def run(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.Desig
         tf.summary.scalar(f"eta_sweep/{metric}", curve[f"{metric}_mean"], step=n)
   writer.flush()
   chart = work.figures / "eta_sweep.png"
-  workdir_lib.write_png_atomic(chart, plot(curves, scorer.name))
+  files.write_png_atomic(chart, plot(curves, scorer.name))
   results = common.results_header(spec, catalog)
   results.update({"curves": curves, "trials_per_eta": trials, "quality_metric": scorer.name,
                   "trend": trend(curves), "figure": str(chart),

@@ -16,18 +16,19 @@ import numpy as np
 from PIL import Image
 from PIL import ImageDraw
 
-from dvbpr_tf import export as export_lib
-from dvbpr_tf import gan_task
-from dvbpr_tf import input_pipeline
-from dvbpr_tf import nearest_neighbours
-from dvbpr_tf import trainer as trainer_lib
-from dvbpr_tf import workdir as workdir_lib
+from dvbpr_tf import config as config_lib
+from dvbpr_tf.core import files
+from dvbpr_tf.data import input_pipeline
+from dvbpr_tf.evaluation import nearest_neighbours
 from dvbpr_tf.reporting import html_report
 from dvbpr_tf.reporting import sections
+from dvbpr_tf.serving import export as export_lib
+from dvbpr_tf.training import gan_task
+from dvbpr_tf.training import trainer as trainer_lib
 from experiments import common
 
 
-def run(spec: common.RunSpec, config: gan_task.GanTrainConfig, catalog=None) -> dict:
+def run(spec: common.RunSpec, config: config_lib.GanTrainConfig, catalog=None) -> dict:
   started = time.time()
   run_config = {"run": spec.__dict__, "model": "gan", "gan": dataclasses.asdict(config)}
   catalog, work, task, strategy = common.start_training(
@@ -45,7 +46,7 @@ def run(spec: common.RunSpec, config: gan_task.GanTrainConfig, catalog=None) -> 
 
   samples = task.sample_grid()
   grid = gan_task.tile(samples, config.samples_per_category)
-  workdir_lib.write_png_atomic(work.figures / "samples.png", _with_row_labels(grid, catalog.category_names,
+  files.write_png_atomic(work.figures / "samples.png", _with_row_labels(grid, catalog.category_names,
                                                            samples.shape[1]))
   real = (task.table.pixels.numpy() if task.table.cached else input_pipeline.decode_items(
       catalog.jpegs, range(catalog.num_items), config.network.image_size))
@@ -54,7 +55,7 @@ def run(spec: common.RunSpec, config: gan_task.GanTrainConfig, catalog=None) -> 
                                           catalog.item_category)
   shown = np.concatenate([np.flatnonzero(sample_categories == c)[:2]
                           for c in range(catalog.num_categories)])
-  workdir_lib.write_png_atomic(work.figures / "nearest_neighbours.png",
+  files.write_png_atomic(work.figures / "nearest_neighbours.png",
             nearest_neighbours.side_by_side(samples[shown], real[nearest[shown]]))
   export_path = export_lib.export_gan(task.generator, task.discriminator,
                                       catalog.num_categories, config.network.z_dim,

@@ -70,71 +70,90 @@ flags.DEFINE_bool("deterministic", False,
 
 flags.DEFINE_enum("model", "dvbpr", MODELS,
                   "With --experiment=recommendation: which recommender to train.")
-flags.DEFINE_string("features", None,
-                    "Pre-trained item features of VisRank, FM and VBPR: category_cnn (a CNN "
-                    "trained on the dataset's images to predict the category; the default), "
-                    "file:<path> (.npy aligned to item ids, .npz with source_ids, or the VBPR "
-                    "binary format), keras:<Application>:<weights file>[:layer].")
 flags.DEFINE_float("reg", None, "With --model=<baseline>: the regulariser (default: the "
                    "middle of the preset's grid).")
 
-# Overrides of the preset, one per hyper-parameter (unset: the preset's value).
-OVERRIDES = {  # flag -> (dotted config field, type, help)
-    "embedding_dim": ("tower.embedding_dim", int, "K, the size of theta_u and Phi(image)."),
-    "image_size": (("tower.input_size", "pipeline.image_size"), int,
-                   "Side of the tower's square input image (224 in the paper)."),
-    "width_multiplier": ("tower.width_multiplier", float,
-                         "Scales every CNN-F filter and unit count (1.0 = the paper)."),
-    "dropout": ("tower.dropout", float, "Dropout after fc6 and fc7."),
-    "learning_rate": ("optimizer.learning_rate", float, "Adam's learning rate."),
-    "batch_size": ("pipeline.batch_size", int, "Triplets per step."),
-    "epochs": ("train.epochs", int, "Epochs (an epoch = training interactions / batch)."),
-    "steps_per_epoch": ("train.steps_per_epoch", int, "Override the epoch length (>0)."),
-    "steps_per_loop": ("train.steps_per_loop", int, "Steps per compiled call."),
-    "checkpoint_every_steps": ("train.checkpoint_every_steps", int,
-                               "Extra checkpoints inside an epoch (0: epoch ends only)."),
-    "weight_decay": ("weight_decay", float, "lambda_1, on the tower's kernels."),
-    "theta_decay": ("theta_decay", float, "lambda_2, on the batch's theta_u rows."),
-    "cache_decoded": ("pipeline.cache_decoded", str,
-                      "Keep decoded images in memory: auto, always or never."),
-    "run_eagerly": ("train.run_eagerly", bool, "Run the training step eagerly (debugging)."),
+flags.DEFINE_string(
+    "params_override", None,
+    "Dotted fields of the configuration tree to change, comma-separated, e.g. "
+    "'gan.learning_rate=2e-4,dvbpr.tower.embedding_dim=50' (tuples: values separated by ';'). "
+    "See dvbpr_tf/config.py for the tree.")
+
+# Shortcuts for the usual hyper-parameters. Each names the field it sets in each part of the
+# tree; a run changes the part(s) its experiment trains, and a shortcut that would change
+# two parts at once (--learning_rate with --experiment=demo: DVBPR's and the GAN's) is
+# refused with the --params_override that says which.
+SHORTCUTS = {  # flag -> (type, help, {part: field or fields})
+    "embedding_dim": (int, "K, the size of theta_u and Phi(image).",
+                      {"dvbpr": "tower.embedding_dim"}),
+    "image_size": (int, "Side of the square input image (224 in the paper).",
+                   {"dvbpr": ("tower.input_size", "pipeline.image_size"),
+                    "gan": "network.image_size"}),
+    "width_multiplier": (float, "Scales every filter and unit count (1.0 = the paper).",
+                         {"dvbpr": "tower.width_multiplier", "gan": "network.width_multiplier"}),
+    "dropout": (float, "Dropout after fc6 and fc7.", {"dvbpr": "tower.dropout"}),
+    "learning_rate": (float, "Adam's learning rate.",
+                      {"dvbpr": "optimizer.learning_rate", "gan": "learning_rate",
+                       "baselines": "learning_rate"}),
+    "batch_size": (int, "Examples per step (the global batch).",
+                   {"dvbpr": "pipeline.batch_size", "gan": "batch_size",
+                    "baselines": "batch_size"}),
+    "epochs": (int, "Epochs.", {"dvbpr": "train.epochs", "gan": "epochs",
+                                "baselines": "epochs"}),
+    "steps_per_epoch": (int, "Override the epoch length (>0).",
+                        {"dvbpr": "train.steps_per_epoch", "gan": "steps_per_epoch",
+                         "baselines": "steps_per_epoch"}),
+    "steps_per_loop": (int, "Steps per compiled call.",
+                       {"dvbpr": "train.steps_per_loop", "gan": "steps_per_loop",
+                        "baselines": "steps_per_loop"}),
+    "checkpoint_every_steps": (int, "Extra checkpoints inside an epoch (0: epoch ends only).",
+                               {"dvbpr": "train.checkpoint_every_steps"}),
+    "weight_decay": (float, "lambda_1, on the tower's kernels.", {"dvbpr": "weight_decay"}),
+    "theta_decay": (float, "lambda_2, on the batch's theta_u rows.", {"dvbpr": "theta_decay"}),
+    "cache_decoded": (str, "Keep decoded images in memory: auto, always or never.",
+                      {"dvbpr": "pipeline.cache_decoded", "gan": "cache_decoded"}),
+    "run_eagerly": (bool, "Run the training step eagerly (debugging).",
+                    {"dvbpr": "train.run_eagerly"}),
+    "z_dim": (int, "GAN: size of the latent z (authors 256, paper 100).",
+              {"gan": "network.z_dim"}),
+    "sample_every_steps": (int, "GAN: steps between checkpoints with a sample grid.",
+                           {"gan": "sample_every_steps"}),
+    "features": (str, "Pre-trained item features of VisRank, FM and VBPR: category_cnn (a CNN "
+                 "trained on the dataset's images to predict the category; the default), "
+                 "file:<path> (.npy aligned to item ids, .npz with source_ids, or the VBPR "
+                 "binary format), keras:<Application>:<weights file>[:layer].",
+                 {"baselines": "features"}),
+    "num_starts": (int, "design: m, the random starts (64).",
+                   {"design": "synthesis.num_starts"}),
+    "design_steps": (int, "design: gradient steps (the authors' 10).",
+                     {"design": "synthesis.steps"}),
+    "eta": (float, "design/tailoring: weight of the realism term (1).",
+            {"design": "synthesis.eta", "tailoring": "tailoring.eta"}),
+    "selection": (str, "design: top-k by softmax sampling (eq. 11: softmax) or the k best "
+                  "(top).", {"design": "synthesis.selection"}),
+    "trials": (int, "table4 / eta_sweep: number of trials (per eta).",
+               {"table4": "table4_trials", "eta_sweep": "eta_sweep_trials"}),
+    "quality": (str, "table4 / eta_sweep: quality metric: classifier (a category CNN trained "
+                "on the dataset's real images; not the Inception Score) or "
+                "inception:<InceptionV3 ImageNet weights file> (the Inception Score).",
+                {"design": "quality"}),
 }
-for _name, (_field, _type, _help) in OVERRIDES.items():
+for _name, (_type, _help, _fields) in SHORTCUTS.items():
   {int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFINE_string,
-   bool: flags.DEFINE_bool}[_type](_name, None, _help + " Default: the preset's.")
+   bool: flags.DEFINE_bool}[_type](
+       _name, None, f"{_help} Sets {', '.join(sorted(_fields))}'s field. Default: the "
+       "preset's.")
 
-
-def _spec():
-  from experiments import common  # pylint: disable=g-import-not-at-top
-  return common.RunSpec(
-      experiment=FLAGS.experiment,
-      dataset=FLAGS.dataset or common.default_dataset(FLAGS.preset),
-      preset=FLAGS.preset,
-      workdir=FLAGS.workdir or os.path.join(
-          "runs", FLAGS.experiment + (f"_{FLAGS.model}" if FLAGS.model != "dvbpr" else "")),
-      data_dir=FLAGS.data_dir,
-      manual_dir=FLAGS.manual_dir,
-      seed=FLAGS.seed,
-      strategy=FLAGS.strategy,
-      mixed_precision=FLAGS.mixed_precision,
-      virtual_cpus=FLAGS.virtual_cpus,
-  )
-
-
-def _dvbpr_config(seed: int):
-  from dvbpr_tf import config as config_lib  # pylint: disable=g-import-not-at-top
-  changes = {"pipeline.seed": seed}
-  for name, (fields, _, _) in OVERRIDES.items():
-    value = getattr(FLAGS, name)
-    if value is not None:
-      for field in (fields if isinstance(fields, tuple) else (fields,)):
-        changes[field] = value
-  return config_lib.override(config_lib.dvbpr_preset(FLAGS.preset), changes)
-
-
-flags.DEFINE_integer("z_dim", None, "GAN: size of the latent z (authors 256, paper 100).")
-flags.DEFINE_integer("sample_every_steps", None,
-                     "GAN: steps between checkpoints with a sample grid in TensorBoard.")
+# The parts of the tree each experiment trains or runs (a shortcut changes its field there).
+# Parts named `table4`, `eta_sweep`, `tailoring` are fields of the `design` part that only
+# that experiment uses.
+PARTS = {
+    "dataset": (), "recommendation": ("dvbpr",), "table3": ("baselines", "dvbpr"),
+    "gan": ("gan",), "design": ("design", "dvbpr", "gan"),
+    "tailoring": ("tailoring", "dvbpr", "gan"), "table4": ("design", "table4", "dvbpr", "gan"),
+    "eta_sweep": ("design", "eta_sweep", "dvbpr", "gan"), "demo": ("dvbpr", "gan", "design"),
+}
+TREE_PART = {"table4": "design", "eta_sweep": "design", "tailoring": "design"}
 
 flags.DEFINE_integer("user", None, "design/tailoring: the user id.")
 flags.DEFINE_string("category", None, "design/tailoring: a category name or index.")
@@ -144,129 +163,163 @@ flags.DEFINE_string("dvbpr_workdir", None, "design/tailoring: a trained DVBPR's 
                     "(default: train one in <workdir>/dvbpr).")
 flags.DEFINE_string("gan_workdir", None, "design/tailoring: a trained GAN's work dir "
                     "(default: train one in <workdir>/gan).")
-flags.DEFINE_integer("num_starts", None, "design: m, the random starts (64).")
-flags.DEFINE_integer("design_steps", None, "design: gradient steps (the authors' 10).")
-flags.DEFINE_float("eta", None, "design/tailoring: weight of the realism term (1).")
-flags.DEFINE_integer("trials", None, "table4: number of trials (smoke 3, demo 100, paper 1000).")
-flags.DEFINE_string("quality", "classifier",
-                    "table4: quality metric: classifier (a category CNN trained on the "
-                    "dataset's real images; not the Inception Score) or "
-                    "inception:<InceptionV3 ImageNet weights file> (the Inception Score).")
-flags.DEFINE_enum("selection", None, ["softmax", "top"],
-                  "design: top-k by softmax sampling (eq. 11) or the k best.")
-
-# GAN overrides: flag -> field of gan_task.GanTrainConfig ("network." for the networks).
-GAN_OVERRIDES = {
-    "image_size": "network.image_size", "width_multiplier": "network.width_multiplier",
-    "z_dim": "network.z_dim", "batch_size": "batch_size", "learning_rate": "learning_rate",
-    "epochs": "epochs", "steps_per_epoch": "steps_per_epoch",
-    "steps_per_loop": "steps_per_loop", "sample_every_steps": "sample_every_steps",
-    "cache_decoded": "cache_decoded",
-}
 
 
-def _gan_config(seed: int):
-  from dvbpr_tf import config as config_lib  # pylint: disable=g-import-not-at-top
-  from dvbpr_tf import gan_task  # pylint: disable=g-import-not-at-top
-  changes = {"seed": seed}
-  for flag, field in GAN_OVERRIDES.items():
-    if getattr(FLAGS, flag) is not None:
-      changes[field] = getattr(FLAGS, flag)
-  return config_lib.override(gan_task.gan_preset(FLAGS.preset), changes)
+def _parts() -> tuple[str, ...]:
+  parts = PARTS[FLAGS.experiment]
+  if FLAGS.experiment == "recommendation" and FLAGS.model != "dvbpr":
+    parts = ("baselines",)
+  return parts
 
 
-def _run_design(spec) -> None:
-  from dvbpr_tf import config as config_lib  # pylint: disable=g-import-not-at-top
-  from dvbpr_tf import design as design_lib  # pylint: disable=g-import-not-at-top
-  from experiments import design  # pylint: disable=g-import-not-at-top
-  request = design.DesignRequest(
-      user=FLAGS.user, category=FLAGS.category, item=FLAGS.item, image=FLAGS.image,
-      dvbpr_workdir=FLAGS.dvbpr_workdir, gan_workdir=FLAGS.gan_workdir)
-  if spec.experiment in ("design", "table4", "eta_sweep"):
-    changes = {"seed": spec.seed}
-    for flag, field in (("num_starts", "num_starts"), ("design_steps", "steps"),
-                        ("eta", "eta"), ("selection", "selection")):
-      if getattr(FLAGS, flag) is not None:
-        changes[field] = getattr(FLAGS, flag)
-    config = config_lib.override(design_lib.DesignConfig(), changes)
-    if spec.experiment == "design":
-      design.run_design(spec, _dvbpr_config(spec.seed), _gan_config(spec.seed), config,
-                        request)
-    elif spec.experiment == "eta_sweep":
-      from experiments import eta_sweep  # pylint: disable=g-import-not-at-top
-      trials = FLAGS.trials or eta_sweep.TRIALS_FOR_PRESET[FLAGS.preset]
-      eta_sweep.run(spec, _dvbpr_config(spec.seed), _gan_config(spec.seed), config, trials,
-                    quality=FLAGS.quality, request=request)
-    else:
-      from experiments import table4  # pylint: disable=g-import-not-at-top
-      trials = FLAGS.trials or table4.TRIALS_FOR_PRESET[FLAGS.preset]
-      table4.run(spec, _dvbpr_config(spec.seed), _gan_config(spec.seed), config, trials,
-                 FLAGS.quality, request)
-  else:
-    config = design_lib.TailorConfig()
-    if FLAGS.eta is not None:
-      config = config_lib.override(config, {"eta": FLAGS.eta})
-    design.run_tailoring(spec, _dvbpr_config(spec.seed), _gan_config(spec.seed), config,
-                         request)
-
-
-def _baseline_config():
-  from dvbpr_tf import config as config_lib  # pylint: disable=g-import-not-at-top
-  changes = {}
-  if FLAGS.features:
-    changes["features"] = FLAGS.features
-  for flag, field in (("batch_size", "batch_size"), ("learning_rate", "learning_rate"),
-                      ("epochs", "epochs"), ("steps_per_epoch", "steps_per_epoch")):
-    if getattr(FLAGS, flag) is not None:
-      changes[field] = getattr(FLAGS, flag)
-  return config_lib.override(config_lib.baseline_preset(FLAGS.preset), changes)
-
-
-# Allowed values of the numeric and free-text flags: flag -> (test, what is allowed). Checked
-# before anything is imported or written, so a mistyped value costs a second, not a run.
-_AT_LEAST_1 = (lambda v: v >= 1, "at least 1")
-_AT_LEAST_0 = (lambda v: v >= 0, "at least 0")
-_POSITIVE = (lambda v: v > 0 and v != float("inf"), "a finite number > 0")
-_NON_NEGATIVE = (lambda v: 0 <= v < float("inf"), "a finite number >= 0")
-FLAG_RANGES = {
-    "embedding_dim": _AT_LEAST_1, "image_size": _AT_LEAST_1, "epochs": _AT_LEAST_1,
-    "batch_size": (lambda v: v >= 1, "positive (at least 1)"),
-    "steps_per_epoch": (lambda v: v >= 0, "at least 0 (0: the dataset's epoch length)"),
-    "steps_per_loop": _AT_LEAST_1,
-    "checkpoint_every_steps": (lambda v: v >= 0, "at least 0 (0: at epoch ends only)"),
-    "width_multiplier": _POSITIVE, "learning_rate": _POSITIVE,
-    "dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "weight_decay": _NON_NEGATIVE, "theta_decay": _NON_NEGATIVE, "reg": _NON_NEGATIVE,
-    "cache_decoded": (lambda v: v in ("auto", "always", "never"), "one of auto, always, never"),
-    "z_dim": _AT_LEAST_1,
-    "sample_every_steps": (lambda v: v >= 0, "at least 0 (0: at epoch ends only)"),
-    "user": _AT_LEAST_0, "item": _AT_LEAST_0, "num_starts": _AT_LEAST_1,
-    "design_steps": _AT_LEAST_0, "eta": _NON_NEGATIVE, "trials": _AT_LEAST_1,
-    "virtual_cpus": _AT_LEAST_0, "seed": _AT_LEAST_0,
-}
-_LABELS = {"embedding_dim": "--embedding_dim (K)"}
-
-
-def check_flags() -> None:
-  """Refuses a flag value outside its allowed range, naming the flag and the range.
+def shortcut_changes() -> tuple[dict, dict]:
+  """The tree's dotted fields the shortcut flags set for this experiment, and, for error
+  messages, field -> the flag that set it.
 
   Raises:
-    errors.ConfigError: the first flag out of range.
+    errors.ConfigError: a shortcut that this experiment has no field for, or that would
+      change two parts of the tree.
   """
-  from dvbpr_tf import errors  # pylint: disable=g-import-not-at-top
-  for name, (allowed, text) in FLAG_RANGES.items():
+  from dvbpr_tf.core import errors  # pylint: disable=g-import-not-at-top
+  changes, flag_of = {}, {}
+  parts = _parts()
+  for name, (_, _, fields) in SHORTCUTS.items():
     value = getattr(FLAGS, name)
-    if value is not None and not allowed(value):
-      label = _LABELS.get(name, f"--{name}")
-      raise errors.ConfigError(f"{label} must be {text}, got {value}")
+    if value is None:
+      continue
+    if name == "embedding_dim" and parts == ("baselines",):
+      continue  # The single baseline's K (see main).
+    hit = [part for part in parts if part in fields]
+    if not hit:
+      raise errors.ConfigError(
+          f"--{name} has no effect with --experiment={FLAGS.experiment}"
+          + (f" (it sets {', '.join(sorted(fields))}'s field)" if fields else ""))
+    if len(hit) > 1:
+      paths = [f"{TREE_PART.get(p, p)}.{_first(fields[p])}" for p in hit]
+      raise errors.ConfigError(
+          f"--{name} would change {' and '.join(paths)} with --experiment="
+          f"{FLAGS.experiment}; say which, e.g. --params_override={paths[0]}={value}")
+    part = hit[0]
+    targets = fields[part] if isinstance(fields[part], tuple) else (fields[part],)
+    for field in targets:
+      path = f"{TREE_PART.get(part, part)}.{field}"
+      changes[path] = value
+      flag_of[path] = f"--{name}"
+  return changes, flag_of
+
+
+def _first(fields):
+  return fields[0] if isinstance(fields, tuple) else fields
+
+
+def experiment_config():
+  """The resolved tree: the preset, the run's seed everywhere, --dataset, the shortcuts,
+  --params_override (last, so it wins). Every value is checked by the tree's own checks.
+
+  Raises:
+    errors.ConfigError: a value out of range (naming the flag that set it), an unknown
+      field, a shortcut that does not apply.
+  """
+  from dvbpr_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  from dvbpr_tf.core import errors  # pylint: disable=g-import-not-at-top
+  tree = config_lib.preset(FLAGS.preset)
+  changes, flag_of = shortcut_changes()
+  changes = {"seed": FLAGS.seed, **({"dataset": FLAGS.dataset} if FLAGS.dataset else {}),
+             **changes, **config_lib.parse_overrides(FLAGS.params_override)}
+  try:
+    tree = config_lib.with_seed(tree, changes.pop("seed"))
+    return config_lib.override(tree, changes)
+  except errors.ConfigError as e:
+    flag = flag_of.get(e.field or "")
+    if flag is None and e.field == "seed":
+      flag = "--seed"
+    if flag and e.requirement:
+      raise errors.ConfigError(f"{flag} ({e.field}) {e.requirement}", field=e.field,
+                               requirement=e.requirement) from None
+    raise
+
+
+def _spec(tree):
+  from dvbpr_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  from dvbpr_tf.core import checks  # pylint: disable=g-import-not-at-top
+  from experiments import common  # pylint: disable=g-import-not-at-top
+  checks.integer("--virtual_cpus", FLAGS.virtual_cpus, 0, 1024)
+  return common.RunSpec(
+      experiment=FLAGS.experiment,
+      dataset=tree.dataset,
+      preset=FLAGS.preset,
+      workdir=FLAGS.workdir or os.path.join(
+          "runs", FLAGS.experiment + (f"_{FLAGS.model}" if FLAGS.model != "dvbpr" else "")),
+      data_dir=FLAGS.data_dir,
+      manual_dir=FLAGS.manual_dir,
+      seed=FLAGS.seed,
+      strategy=FLAGS.strategy,
+      mixed_precision=FLAGS.mixed_precision,
+      virtual_cpus=FLAGS.virtual_cpus,
+      tree=config_lib.as_dict(tree),
+  )
+
+
+def _request():
+  """What design and tailoring were asked for (ids checked against the data later)."""
+  from dvbpr_tf.core import checks  # pylint: disable=g-import-not-at-top
+  from experiments import design  # pylint: disable=g-import-not-at-top
+  for name in ("user", "item"):
+    if getattr(FLAGS, name) is not None:
+      checks.integer(f"--{name}", getattr(FLAGS, name), 0)
+  return design.DesignRequest(
+      user=FLAGS.user, category=FLAGS.category, item=FLAGS.item, image=FLAGS.image,
+      dvbpr_workdir=FLAGS.dvbpr_workdir, gan_workdir=FLAGS.gan_workdir)
+
+
+def _run(spec, tree, request) -> None:
+  """Runs the experiment the flags name with the resolved tree."""
+  experiment = spec.experiment
+  if experiment == "dataset":
+    from experiments import dataset  # pylint: disable=g-import-not-at-top
+    dataset.run(spec)
+  elif experiment == "gan":
+    from experiments import gan  # pylint: disable=g-import-not-at-top
+    gan.run(spec, tree.gan)
+  elif experiment == "design":
+    from experiments import design  # pylint: disable=g-import-not-at-top
+    design.run_design(spec, tree.dvbpr, tree.gan, tree.design.synthesis, request)
+  elif experiment == "tailoring":
+    from experiments import design  # pylint: disable=g-import-not-at-top
+    design.run_tailoring(spec, tree.dvbpr, tree.gan, tree.design.tailoring, request)
+  elif experiment == "table4":
+    from experiments import table4  # pylint: disable=g-import-not-at-top
+    table4.run(spec, tree.dvbpr, tree.gan, tree.design.synthesis, tree.design.table4_trials,
+               tree.design.quality, request)
+  elif experiment == "eta_sweep":
+    from experiments import eta_sweep  # pylint: disable=g-import-not-at-top
+    eta_sweep.run(spec, tree.dvbpr, tree.gan, tree.design.synthesis,
+                  tree.design.eta_sweep_trials, etas=tree.design.etas,
+                  quality=tree.design.quality, request=request)
+  elif experiment == "table3":
+    from experiments import table3  # pylint: disable=g-import-not-at-top
+    table3.run(spec, tree.baselines, tree.dvbpr)
+  elif experiment == "recommendation" and FLAGS.model != "dvbpr":
+    from experiments import recommendation  # pylint: disable=g-import-not-at-top
+    baseline = tree.baselines
+    dim = FLAGS.embedding_dim or baseline.dims[len(baseline.dims) // 2]
+    reg = FLAGS.reg if FLAGS.reg is not None else baseline.regs[len(baseline.regs) // 2]
+    recommendation.run_baseline(spec, FLAGS.model, baseline, dim, reg)
+  elif experiment == "recommendation":
+    from experiments import recommendation  # pylint: disable=g-import-not-at-top
+    recommendation.run(spec, tree.dvbpr)
+  elif experiment == "demo":
+    from experiments import demo  # pylint: disable=g-import-not-at-top
+    demo.run(spec, tree.dvbpr, tree.gan, tree.design)
 
 
 def main(argv) -> int:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  from dvbpr_tf import errors  # pylint: disable=g-import-not-at-top
+  from dvbpr_tf.core import errors  # pylint: disable=g-import-not-at-top
   try:
-    check_flags()
+    tree = experiment_config()  # Checked before anything is written.
+    spec, request = _spec(tree), _request()
   except errors.ConfigError as e:
     print(f"error: {e}", file=sys.stderr, flush=True)
     return 2
@@ -275,31 +328,11 @@ def main(argv) -> int:
   if FLAGS.deterministic:
     tf.config.experimental.enable_op_determinism()
   tfds.disable_progress_bar()
-  spec = _spec()
   try:
-    if spec.experiment == "dataset":
-      from experiments import dataset  # pylint: disable=g-import-not-at-top
-      dataset.run(spec)
-    elif spec.experiment == "gan":
-      from experiments import gan  # pylint: disable=g-import-not-at-top
-      gan.run(spec, _gan_config(spec.seed))
-    elif spec.experiment in ("design", "tailoring", "table4", "eta_sweep"):
-      _run_design(spec)
-    elif spec.experiment == "table3":
-      from experiments import table3  # pylint: disable=g-import-not-at-top
-      table3.run(spec, _baseline_config(), _dvbpr_config(spec.seed))
-    elif spec.experiment == "recommendation" and FLAGS.model != "dvbpr":
-      from experiments import recommendation  # pylint: disable=g-import-not-at-top
-      baseline = _baseline_config()
-      dim = FLAGS.embedding_dim or baseline.dims[len(baseline.dims) // 2]
-      reg = FLAGS.reg if FLAGS.reg is not None else baseline.regs[len(baseline.regs) // 2]
-      recommendation.run_baseline(spec, FLAGS.model, baseline, dim, reg)
-    elif spec.experiment == "recommendation":
-      from experiments import recommendation  # pylint: disable=g-import-not-at-top
-      recommendation.run(spec, _dvbpr_config(spec.seed))
-    elif spec.experiment == "demo":
-      from experiments import demo  # pylint: disable=g-import-not-at-top
-      demo.run(spec, _dvbpr_config(spec.seed), _gan_config(spec.seed))
+    # The run's strategy first, before TensorFlow touches a device: virtual CPUs and a
+    # multi-worker cluster can only be set up then (it is made once; later calls reuse it).
+    spec.make_strategy()
+    _run(spec, tree, request)
   except errors.EXPECTED_ERRORS as e:
     logging.error("%s", errors.describe(e))
     print(f"error: {errors.describe(e)}", file=sys.stderr, flush=True)

@@ -12,18 +12,21 @@ from absl import logging
 import numpy as np
 
 from dvbpr_tf import config as config_lib
-from dvbpr_tf import dvbpr_task
-from dvbpr_tf import export as export_lib
-from dvbpr_tf import projector
-from dvbpr_tf import trainer as trainer_lib
-from dvbpr_tf import workdir as workdir_lib
+from dvbpr_tf.baselines import recommenders
+from dvbpr_tf.core import files
+from dvbpr_tf.evaluation import evaluator
+from dvbpr_tf.evaluation import metrics
+from dvbpr_tf.features import sources as features_lib
 from dvbpr_tf.reporting import charts
 from dvbpr_tf.reporting import html_report
 from dvbpr_tf.reporting import sections
+from dvbpr_tf.serving import export as export_lib
+from dvbpr_tf.serving import projector
+from dvbpr_tf.training import dvbpr_task
+from dvbpr_tf.training import pairwise_task
+from dvbpr_tf.training import trainer as trainer_lib
 from experiments import common
 
-METRIC_KEYS = ("auc_valid", "auc_valid_cold", "auc_valid_sampled100",
-               "auc_test", "auc_test_cold", "auc_test_sampled100")
 
 
 def run(spec: common.RunSpec, config: config_lib.DvbprConfig, catalog=None) -> dict:
@@ -63,19 +66,21 @@ def run(spec: common.RunSpec, config: config_lib.DvbprConfig, catalog=None) -> d
   results.update({
       "model": "dvbpr",
       "config": config_lib.as_dict(config),
-      **{k: best.get(k) for k in METRIC_KEYS},
+      **{k: best.get(k) for k in evaluator.metric_keys(config.train.sampled_negatives)},
       "num_users_test_cold": best.get("num_users_test_cold"),
       "best_epoch": best.get("epoch"),
       "epochs": loop.epochs,
       "steps": summary["steps"],
-      "learning_curve": [{k: h.get(k) for k in ("epoch", "step", *METRIC_KEYS)}
+      "learning_curve": [{k: h.get(k) for k in (
+          "epoch", "step", *evaluator.metric_keys(config.train.sampled_negatives))}
                          for h in summary["history"]],
       "train_pairs_per_second": summary["train_rate_median"],
       "wall_time_seconds": time.time() - started,
       "export": str(export_path),
       "tensorboard_logdir": str(work.logs),
-      "cold_definition": ("users whose test item has fewer than 5 training observations; "
-                          "negatives restricted to items with fewer than 5"),
+      "cold_definition": (f"users whose test item has fewer than {metrics.COLD_THRESHOLD} "
+                          "training observations; negatives restricted to items with fewer "
+                          f"than {metrics.COLD_THRESHOLD}"),
       "random_auc": 0.5,
       **common.oracle_fields(catalog),
   })
@@ -103,7 +108,7 @@ def _write_learning_curve(results: dict, work):
       title=f"DVBPR learning curve on {results['dataset']} ({results['preset']} preset)",
       x_label="epoch", y_label="exact AUC", reference_lines=reference)
   path = work.figures / "learning_curve.png"
-  workdir_lib.write_png_atomic(path, image)
+  files.write_png_atomic(path, image)
   return path
 
 
@@ -136,9 +141,6 @@ def _print_summary(results: dict, work) -> None:
 def run_baseline(spec: common.RunSpec, method: str, baseline: config_lib.BaselineConfig,
                  dim: int, reg: float) -> dict:
   """`--model=<baseline>`: one baseline at one setting (no grid), evaluated as DVBPR."""
-  from dvbpr_tf import features as features_lib  # pylint: disable=g-import-not-at-top
-  from dvbpr_tf import recommenders  # pylint: disable=g-import-not-at-top
-  from experiments import table3  # pylint: disable=g-import-not-at-top
   started = time.time()
   run_config = {"run": spec.__dict__, "model": method,
                 "baselines": config_lib.as_dict(baseline), "K": dim, "reg": reg}
@@ -150,13 +152,15 @@ def run_baseline(spec: common.RunSpec, method: str, baseline: config_lib.Baselin
     info = {"source": source.key, "description": source.describe(), **info}
   if method in recommenders.SCORERS:
     scorer = recommenders.build_scorer(method, catalog, item_features, seed=spec.seed)
-    record = recommenders.evaluator_for(catalog, spec.seed).evaluate_scores(scorer.score_rows)
+    record = evaluator.Evaluator(catalog, baseline.sampled_negatives,
+                                 seed=spec.seed).evaluate_scores(scorer.score_rows)
   else:
-    record = table3.train_pairwise(method, catalog, item_features, baseline, dim, reg, work,
-                                   spec.seed, strategy=spec.make_strategy())
+    record = pairwise_task.train_pairwise(method, catalog, item_features, baseline, dim, reg,
+                                          work, spec.seed, strategy=spec.make_strategy())
   results = common.results_header(spec, catalog)
   results.update({"model": method, "params": {"K": dim, "reg": reg}, "features": info,
-                  **{k: record.get(k) for k in METRIC_KEYS},
+                  **{k: record.get(k)
+                     for k in evaluator.metric_keys(baseline.sampled_negatives)},
                   "num_users_test_cold": record.get("num_users_test_cold"),
                   "wall_time_seconds": time.time() - started,
                   **common.oracle_fields(catalog)})

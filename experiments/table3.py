@@ -16,43 +16,17 @@ import time
 from absl import logging
 
 from dvbpr_tf import config as config_lib
-from dvbpr_tf import distribution
-from dvbpr_tf import features as features_lib
-from dvbpr_tf import pairwise_task
-from dvbpr_tf import recommenders
-from dvbpr_tf import table3 as table3_lib
-from dvbpr_tf import trainer as trainer_lib
-from dvbpr_tf import workdir as workdir_lib
+from dvbpr_tf.baselines import recommenders
+from dvbpr_tf.core import files
+from dvbpr_tf.core import workdir as workdir_lib
+from dvbpr_tf.evaluation import evaluator
+from dvbpr_tf.features import sources as features_lib
 from dvbpr_tf.reporting import html_report
 from dvbpr_tf.reporting import sections
+from dvbpr_tf.reporting import table3 as table3_lib
+from dvbpr_tf.training import pairwise_task
 from experiments import common
 from experiments import recommendation
-
-RECORD_KEYS = ("auc_valid", "auc_valid_cold", "auc_valid_sampled100", "auc_test",
-               "auc_test_cold", "auc_test_sampled100", "num_users_test_cold")
-
-
-def train_pairwise(method: str, catalog, item_features, baseline: config_lib.BaselineConfig,
-                   dim: int, reg: float, workdir: workdir_lib.Workdir, seed: int,
-                   strategy=None) -> dict:
-  """Trains one grid point of a pairwise model (under `strategy`, if given); returns its
-  best-validation record."""
-  with distribution.scope(strategy):
-    model, sampler = recommenders.build_pairwise(
-        method, catalog, item_features, dim=dim, reg=reg, seed=seed,
-        max_sampled=baseline.warp_max_sampled)
-    task = pairwise_task.PairwiseTask(model, catalog, batch_size=baseline.batch_size,
-                                      learning_rate=baseline.learning_rate, seed=seed,
-                                      sampler=sampler)
-  steps = baseline.steps_per_epoch or max(
-      1, len(catalog.interactions("train")[0]) // baseline.batch_size)
-  loop = trainer_lib.LoopConfig(epochs=baseline.epochs, steps_per_epoch=steps,
-                                steps_per_loop=min(baseline.steps_per_loop, steps))
-  trainer = trainer_lib.Trainer(task, loop, workdir, strategy=strategy)
-  summary = trainer.run()
-  best = summary["best"] or {}
-  return {k: best.get(k) for k in RECORD_KEYS} | {"best_epoch": best.get("epoch")}
-
 
 def run_method(method: str, spec: common.RunSpec, catalog, item_features,
                baseline: config_lib.BaselineConfig, dvbpr_config) -> dict:
@@ -62,16 +36,18 @@ def run_method(method: str, spec: common.RunSpec, catalog, item_features,
   if method == "dvbpr":
     sub = dataclasses.replace(spec, workdir=str(work.root / "dvbpr"))
     result = recommendation.run(sub, dvbpr_config, catalog=catalog)
-    record = {k: result.get(k) for k in RECORD_KEYS} | {
+    record = {k: result.get(k) for k in evaluator.record_keys(
+        dvbpr_config.train.sampled_negatives)} | {
         "best_epoch": result.get("best_epoch"), "params": {
             "K": dvbpr_config.tower.embedding_dim,
             "image_size": dvbpr_config.tower.input_size,
             "width_multiplier": dvbpr_config.tower.width_multiplier}}
   elif method in recommenders.SCORERS:
     scorer = recommenders.build_scorer(method, catalog, item_features, seed=spec.seed)
-    evaluator = recommenders.evaluator_for(catalog, spec.seed)
-    record = {k: v for k, v in evaluator.evaluate_scores(scorer.score_rows).items()
-              if k in RECORD_KEYS} | {"params": {}}
+    figures = evaluator.Evaluator(catalog, baseline.sampled_negatives,
+                                  seed=spec.seed).evaluate_scores(scorer.score_rows)
+    record = {k: v for k, v in figures.items()
+              if k in evaluator.record_keys(baseline.sampled_negatives)} | {"params": {}}
   else:
     grid = []
     points = [(d, r) for d in baseline.dims for r in baseline.regs]
@@ -79,7 +55,7 @@ def run_method(method: str, spec: common.RunSpec, catalog, item_features,
       logging.info("table3: %s grid point %d/%d (K=%d, reg=%g)", method, n, len(points), dim,
                    reg)
       point = workdir_lib.Workdir(work.root / method / f"K{dim}_reg{reg:g}")
-      record = train_pairwise(method, catalog, item_features, baseline, dim, reg, point,
+      record = pairwise_task.train_pairwise(method, catalog, item_features, baseline, dim, reg, point,
                               spec.seed, strategy=spec.make_strategy())
       grid.append({"params": {"K": dim, "reg": reg}, **record})
     scored = [g for g in grid if g.get("auc_valid") is not None]
@@ -109,7 +85,7 @@ def run(spec: common.RunSpec, baseline: config_lib.BaselineConfig, dvbpr_config)
     logging.info("table3: method %d/%d: %s", n, len(table3_lib.METHODS), method)
     records[method] = run_method(method, spec, catalog, item_features, baseline,
                                  dvbpr_config)
-    workdir_lib.write_json_atomic(path, records[method])
+    files.write_json_atomic(path, records[method])
     logging.info("table3: %s test AUC %.4f (cold %.4f) in %.0fs", method,
                  records[method].get("auc_test") or float("nan"),
                  records[method].get("auc_test_cold") or float("nan"),
@@ -123,8 +99,8 @@ def run(spec: common.RunSpec, baseline: config_lib.BaselineConfig, dvbpr_config)
   text = table3_lib.markdown(records, dataset=catalog.name, preset=spec.preset,
                              grid=baseline.grid_description(), features=features_text,
                              oracle=oracle)
-  workdir_lib.write_bytes_atomic(work.root / "table3.md", text.encode())
-  workdir_lib.write_bytes_atomic(work.root / "table3.csv",
+  files.write_bytes_atomic(work.root / "table3.md", text.encode())
+  files.write_bytes_atomic(work.root / "table3.csv",
                                  table3_lib.csv_text(records, oracle).encode())
   results = common.results_header(spec, catalog)
   results.update({

@@ -1,7 +1,7 @@
 """`--experiment=table4`: the paper's Table IV, preference, quality and diversity of the
 top-3 images four sources give a user, over N trials.
 
-Per trial (REFERENCE section 6): a random user u (among those with a test item) and c, the
+Per trial (docs/reproduction.md §6): a random user u (among those with a test item) and c, the
 category of u's test item; the sources, top-3 each:
   random_real       3 random real items of category c (X_c);
   random_generated  G(z, c) for 3 uniform random z;
@@ -24,19 +24,17 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from dvbpr_tf import design as design_lib
-from dvbpr_tf import image_metrics
-from dvbpr_tf import input_pipeline
-from dvbpr_tf import workdir as workdir_lib
+from dvbpr_tf.core import files
+from dvbpr_tf.data import input_pipeline
+from dvbpr_tf.design import designer as design_lib
+from dvbpr_tf.evaluation import image_metrics
 from dvbpr_tf.reporting import html_report
 from dvbpr_tf.reporting import sections
+from dvbpr_tf.reporting import table4 as table4_lib
 from experiments import common
 from experiments import design as design_experiment
 
-SOURCES = ("random_real", "random_generated", "retrieval", "synthesis")
-LABELS = {"random_real": "random X_c", "random_generated": "random G(., c)",
-          "retrieval": "delta(u, c)", "synthesis": "delta-hat(u, c)"}
-TRIALS_FOR_PRESET = {"smoke": 3, "demo": 100, "paper": 1000, "authors": 1000}
+SOURCES = table4_lib.SOURCES
 
 
 def run(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.DesignConfig,
@@ -44,7 +42,8 @@ def run(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.Desig
   started = time.time()
   catalog = common.load_catalog(spec)
   d_task, g_task, designer, work = design_experiment.load_models(
-      spec, catalog, dvbpr_config, gan_config, request)
+      spec, catalog, dvbpr_config, gan_config, request,
+      {"design": dataclasses.asdict(config), "trials": trials, "quality": quality})
   scorer = image_metrics.quality_scorer_from_name(quality, catalog)
   size = g_task.network.image_size
   user_vectors, item_vectors = d_task.user_vectors(), d_task.item_vectors()
@@ -53,8 +52,7 @@ def run(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.Desig
   embed = tf.function(lambda images: d_task.model.item_embeddings(
       design_lib.upscale(images, d_task.model.tower_config.input_size), training=False))
 
-  per_trial = {s: {"preference": [], "diversity": []} for s in SOURCES}
-  pooled = {s: [] for s in SOURCES}
+  tallies = {source: image_metrics.SourceTally() for source in SOURCES}
   tick = time.time()
   for trial in range(trials):
     row = rng.integers(len(test_users))
@@ -82,31 +80,17 @@ def run(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.Desig
         "synthesis": synthesis.preference[synthesis.chosen],
     }
     for source in SOURCES:
-      per_trial[source]["preference"].append(float(np.mean(preference[source])))
-      per_trial[source]["diversity"].append(image_metrics.diversity(images[source]))
-      pooled[source].append(images[source])
+      tallies[source].add(preference[source], images[source])
     if (trial + 1) % 10 == 0 or trial + 1 == trials:
       rate = (trial + 1) / (time.time() - tick)
       logging.info("table4: trial %d/%d | %.2f trials/s | %.0fs left", trial + 1, trials, rate,
                    (trials - trial - 1) / rate)
 
-  results_by_source = {}
-  for source in SOURCES:
-    images = np.concatenate(pooled[source])
-    splits = max(1, min(10, len(images) // 3))
-    quality_mean, quality_std = image_metrics.classifier_score_split(
-        scorer.logits(images), splits=splits)
-    pref = np.asarray(per_trial[source]["preference"])
-    div = np.asarray(per_trial[source]["diversity"])
-    results_by_source[source] = {
-        "preference_mean": float(pref.mean()), "preference_std": float(pref.std()),
-        "quality_mean": float(quality_mean), "quality_std": float(quality_std),
-        "diversity_mean": float(np.nanmean(div)), "diversity_std": float(np.nanstd(div)),
-    }
-  text = markdown(results_by_source, dataset=catalog.name, preset=spec.preset, trials=trials,
+  results_by_source = {source: tallies[source].summary(scorer) for source in SOURCES}
+  text = table4_lib.markdown(results_by_source, dataset=catalog.name, preset=spec.preset, trials=trials,
                   quality_name=scorer.name, eta=config.eta)
-  workdir_lib.write_bytes_atomic(work.root / "table4.md", text.encode())
-  workdir_lib.write_bytes_atomic(work.root / "table4.csv", csv_text(results_by_source).encode())
+  files.write_bytes_atomic(work.root / "table4.md", text.encode())
+  files.write_bytes_atomic(work.root / "table4.csv", table4_lib.csv_text(results_by_source).encode())
   results = common.results_header(spec, catalog)
   results.update({**results_by_source, "trials": trials, "quality_metric": scorer.name,
                   "design_config": dataclasses.asdict(config),
@@ -114,32 +98,7 @@ def run(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.Desig
   work.write_results(results)
   print(text, flush=True)
   report = html_report.write_report(work.root, f"Table IV on {catalog.name}", results,
-                                    sections.table4(results, LABELS))
+                                    sections.table4(results, table4_lib.LABELS))
   print(f"Table: {work.root / 'table4.md'}\nResults: {work.results_path}\nReport: {report}",
         flush=True)
   return results
-
-
-def markdown(results, *, dataset, preset, trials, quality_name, eta) -> str:
-  lines = [f"# Table IV on {dataset} ({preset} preset, {trials} trials, eta = {eta:g})", "",
-           "| source | preference | quality | diversity |", "|---|---|---|---|"]
-  for source in SOURCES:
-    r = results[source]
-    lines.append(f"| {LABELS[source]} | {r['preference_mean']:.4f} +- {r['preference_std']:.2f}"
-                 f" | {r['quality_mean']:.4f} +- {r['quality_std']:.2f} | "
-                 f"{r['diversity_mean']:.4f} +- {r['diversity_std']:.2f} |")
-  lines += ["", f"Quality: {quality_name}.",
-            "Preference: mean theta_u . Phi(image) of the top-3 (eq. 6). Diversity: 1 - mean "
-            "pairwise SSIM of the top-3 (scikit-image)."]
-  return "\n".join(lines) + "\n"
-
-
-def csv_text(results) -> str:
-  keys = ("preference_mean", "preference_std", "quality_mean", "quality_std",
-          "diversity_mean", "diversity_std")
-  lines = ["source," + ",".join(keys)]
-  for source in SOURCES:
-    lines.append(source + "," + ",".join(f"{results[source][k]:.6f}" for k in keys))
-  return "\n".join(lines) + "\n"
-
-

@@ -2,8 +2,8 @@
 
 A model is named by its work dir (`--dvbpr_workdir`, `--gan_workdir`); when none is named,
 the model is trained first with the run's preset in `<workdir>/dvbpr` or `<workdir>/gan`, and
-reused from there on the next run. Loading rebuilds the task from the work dir's own
-`config.json` and restores its best (DVBPR) or latest (GAN) checkpoint.
+reused from there on the next run. Loading rebuilds the networks alone from the work dir's own
+`config.json` and restores their weights from its best (DVBPR) or latest (GAN) checkpoint.
 """
 
 from __future__ import annotations
@@ -12,13 +12,19 @@ import dataclasses
 import pathlib
 
 from absl import logging
+import numpy as np
+import tensorflow as tf
 
 from dvbpr_tf import config as config_lib
-from dvbpr_tf import dvbpr_task
-from dvbpr_tf import errors
-from dvbpr_tf import gan_task
-from dvbpr_tf import trainer as trainer_lib
-from dvbpr_tf import workdir as workdir_lib
+from dvbpr_tf.core import errors
+from dvbpr_tf.core import workdir as workdir_lib
+from dvbpr_tf.data import input_pipeline
+from dvbpr_tf.evaluation import evaluator
+from dvbpr_tf.models import dvbpr as dvbpr_lib
+from dvbpr_tf.models import gan as gan_lib
+from dvbpr_tf.training import dvbpr_task
+from dvbpr_tf.training import gan_task
+from dvbpr_tf.training import trainer as trainer_lib
 from experiments import common
 
 
@@ -44,8 +50,40 @@ def _trained_config(workdir: pathlib.Path, key: str, catalog) -> dict:
   return saved
 
 
-def dvbpr(spec: common.RunSpec, catalog, preset_config, workdir: str | None = None):
-  """A `DvbprTask` holding the trained DVBPR (its best checkpoint)."""
+@dataclasses.dataclass
+class TrainedDvbpr:
+  """A trained DVBPR, restored for use (no optimizer, sampler or evaluator)."""
+
+  model: dvbpr_lib.Dvbpr
+  config: config_lib.DvbprConfig
+  catalog: object
+
+  def user_vectors(self) -> np.ndarray:
+    return self.model.theta.numpy()
+
+  def item_vectors(self) -> np.ndarray:
+    """Phi of every catalog item, [num_items, K] (the images decoded on the way)."""
+    table = input_pipeline.ImageTable.from_config(self.catalog.jpegs, self.config.pipeline)
+    embed = tf.function(lambda images: self.model.item_embeddings(images, False),
+                        reduce_retracing=True)
+    return evaluator.embed_items(embed, table, self.config.train.eval_batch_size)
+
+
+@dataclasses.dataclass
+class TrainedGan:
+  """A trained conditional GAN, restored for use."""
+
+  generator: gan_lib.Generator
+  discriminator: gan_lib.Discriminator
+
+  @property
+  def network(self):
+    return self.generator.config
+
+
+def dvbpr(spec: common.RunSpec, catalog, preset_config, workdir: str | None = None
+          ) -> TrainedDvbpr:
+  """The trained DVBPR (its best checkpoint)."""
   from experiments import recommendation  # pylint: disable=g-import-not-at-top
   root = pathlib.Path(workdir) if workdir else spec.work.root / "dvbpr"
   if workdir is None and not (root / "results.json").exists():
@@ -54,39 +92,32 @@ def dvbpr(spec: common.RunSpec, catalog, preset_config, workdir: str | None = No
                        catalog=catalog)
   saved = _trained_config(root, "dvbpr", catalog)
   config = config_lib.from_dict(config_lib.DvbprConfig, saved["dvbpr"])
-  task = dvbpr_task.DvbprTask(catalog, config)
-  trainer = _trainer(task, root, config.train.epochs)
-  if trainer.restore_best() is None and not trainer.restore():
-    raise errors.UserError(f"no checkpoint in {root / 'checkpoints'}")
-  return task
+  model = dvbpr_task.build_model(catalog, config)
+  trainer_lib.restore_model(workdir_lib.Workdir(root), "best", model=model)
+  return TrainedDvbpr(model, config, catalog)
 
 
-def gan(spec: common.RunSpec, catalog, preset_config, workdir: str | None = None):
-  """A `GanTask` holding the trained GAN (its latest checkpoint)."""
+def gan(spec: common.RunSpec, catalog, preset_config, workdir: str | None = None
+        ) -> TrainedGan:
+  """The trained GAN (its latest checkpoint)."""
   from experiments import gan as gan_experiment  # pylint: disable=g-import-not-at-top
   root = pathlib.Path(workdir) if workdir else spec.work.root / "gan"
   if workdir is None and not (root / "results.json").exists():
     logging.info("training the GAN first, in %s", root)
     gan_experiment.run(_sub_spec(spec, str(root), "gan"), preset_config, catalog=catalog)
   saved = _trained_config(root, "gan", catalog)
-  config = config_lib.from_dict(gan_task.GanTrainConfig, saved["gan"])
-  task = gan_task.GanTask(catalog, config)
-  trainer = _trainer(task, root, config.epochs, best_metric="")
-  if not trainer.restore():
-    raise errors.UserError(f"no checkpoint in {root / 'checkpoints'}")
-  return task
-
-
-def _trainer(task, root: pathlib.Path, epochs: int, best_metric: str = "auc_valid"):
-  loop = trainer_lib.LoopConfig(epochs=epochs, steps_per_epoch=1, best_metric=best_metric)
-  return trainer_lib.Trainer(task, loop, workdir_lib.Workdir(root))
+  config = config_lib.from_dict(config_lib.GanTrainConfig, saved["gan"])
+  generator, discriminator = gan_task.build_networks(catalog, config)
+  trainer_lib.restore_model(workdir_lib.Workdir(root), "latest", generator=generator,
+                            discriminator=discriminator)
+  return TrainedGan(generator, discriminator)
 
 
 def design_models(spec: common.RunSpec, catalog, dvbpr_config, gan_config,
                   dvbpr_workdir: str | None = None, gan_workdir: str | None = None):
-  """(DVBPR task, GAN task, `design.Designer` over both): what design, tailoring, Table IV
-  and the eta sweep work with."""
-  from dvbpr_tf import design as design_lib  # pylint: disable=g-import-not-at-top
+  """(trained DVBPR, trained GAN, `design.Designer` over both): what design, tailoring,
+  Table IV and the eta sweep work with."""
+  from dvbpr_tf.design import designer as design_lib  # pylint: disable=g-import-not-at-top
   d_task = dvbpr(spec, catalog, dvbpr_config, dvbpr_workdir)
   g_task = gan(spec, catalog, gan_config, gan_workdir)
   return d_task, g_task, design_lib.Designer(d_task.model, g_task.generator,

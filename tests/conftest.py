@@ -17,7 +17,7 @@ tfds.disable_progress_bar()
 @pytest.fixture(scope="session")
 def tiny_data_dir(tmp_path_factory) -> pathlib.Path:
   """A TFDS data dir holding fashion_mnist_shoppers/tiny built from dummy_data/."""
-  from dvbpr_tf import catalog  # pylint: disable=g-import-not-at-top
+  from dvbpr_tf.data import catalog  # pylint: disable=g-import-not-at-top
   data_dir = tmp_path_factory.mktemp("tfds")
   catalog.load_catalog("fashion_mnist_shoppers/tiny", data_dir=str(data_dir),
                        manual_dir=str(SHOPPERS_DUMMY_DATA))
@@ -26,6 +26,6 @@ def tiny_data_dir(tmp_path_factory) -> pathlib.Path:
 
 @pytest.fixture(scope="session")
 def tiny_catalog(tiny_data_dir):
-  from dvbpr_tf import catalog  # pylint: disable=g-import-not-at-top
+  from dvbpr_tf.data import catalog  # pylint: disable=g-import-not-at-top
   return catalog.load_catalog("fashion_mnist_shoppers/tiny", data_dir=str(tiny_data_dir),
                               build=False)

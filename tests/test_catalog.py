@@ -1,11 +1,12 @@
 """The tiny embedded dataset: split, statistics, determinism, names."""
 
 import json
+import pathlib
 
 import numpy as np
 import pytest
 
-from dvbpr_tf import catalog as catalog_lib
+from dvbpr_tf.data import catalog as catalog_lib
 from dvbpr_tf_datasets.common import records
 from tests.conftest import SHOPPERS_DUMMY_DATA
 
@@ -26,27 +27,38 @@ def test_statistics_are_recorded_next_to_the_data(tiny_catalog):
   stats = json.loads((__import__("pathlib").Path(tiny_catalog.data_path)
                       / "metadata.json").read_text())["statistics"]
   for key in ("num_users", "num_items", "num_interactions", "num_train",
-              "observations_per_item_mean", "cold_item_share", "dropped",
-              "oracle_auc_test", "oracle_auc_test_cold"):
+              "observations_per_item_mean", "cold_item_share", "dropped"):
     assert key in stats, key
   assert stats["num_items"] == tiny_catalog.num_items
   assert stats["num_interactions"] == len(tiny_catalog.users)
   assert stats["num_train"] == int(np.sum(tiny_catalog.splits == records.TRAIN))
-  assert 0.5 < stats["oracle_auc_test"] <= 1.0
 
 
 def test_oracle_auc_is_the_planted_models_exact_auc(tiny_catalog):
-  """Recomputes the oracle from planted_model.npz with the project's AUC."""
-  from dvbpr_tf import metrics  # pylint: disable=g-import-not-at-top
+  """The planted model's AUC (evaluation/planted.py, cached beside the records) against a
+  brute-force loop over users on planted_model.npz."""
+  from dvbpr_tf.evaluation import planted as planted_lib  # pylint: disable=g-import-not-at-top
   from dvbpr_tf_datasets.fashion_mnist_shoppers import simulation  # pylint: disable=g-import-not-at-top
+  figures = planted_lib.planted_statistics(tiny_catalog)
   planted = np.load(f"{tiny_catalog.data_path}/planted_model.npz")
-  score_rows = lambda u: (simulation.preference(planted["ideal"][u], planted["style"],
-                                                float(planted["taste_strength"]))
-                          + planted["log_popularity"][None, :])
-  result = metrics.auc_all_and_cold(score_rows, tiny_catalog.heldout("test"),
-                                    tiny_catalog.train_counts)
-  assert result["auc"] == pytest.approx(tiny_catalog.statistics["oracle_auc_test"])
-  assert result["auc_cold"] == pytest.approx(tiny_catalog.statistics["oracle_auc_test_cold"])
+  c = tiny_catalog
+  train_counts = np.bincount(c.items[c.splits == records.TRAIN], minlength=c.num_items)
+  all_aucs, cold_aucs = [], []
+  for user, item in zip(*c.interactions("test")):
+    v = (simulation.preference(planted["ideal"][[user]], planted["style"],
+                               float(planted["taste_strength"]))[0] + planted["log_popularity"])
+    negatives = np.setdiff1d(np.arange(c.num_items), c.items[c.users == user])
+    all_aucs.append(np.mean(v[item] > v[negatives]))
+    if train_counts[item] < 5:
+      cold = negatives[train_counts[negatives] < 5]
+      cold_aucs.append(np.mean(v[item] > v[cold]))
+  assert figures["oracle_auc_test"] == pytest.approx(np.mean(all_aucs), abs=1e-12)
+  assert figures["oracle_auc_test_cold"] == pytest.approx(np.mean(cold_aucs), abs=1e-12)
+  assert figures["num_users_cold_test"] == len(cold_aucs)
+  assert 0.5 < figures["oracle_auc_test"] <= 1.0
+  # Cached: the second call reads planted_auc.json instead of computing.
+  assert (pathlib.Path(c.data_path) / planted_lib.CACHE_FILE).is_file()
+  assert planted_lib.planted_statistics(tiny_catalog) == figures
 
 
 def test_style_is_a_function_of_the_stored_pixels(tiny_catalog):

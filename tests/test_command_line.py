@@ -58,8 +58,10 @@ def test_recommendation_smoke_run(tiny_data_dir, tmp_path):
 
 @pytest.mark.parametrize("flags, message", [
     (["--dataset=no_such_data"], "unknown dataset 'no_such_data'"),
-    (["--embedding_dim=0"], "--embedding_dim (K) must be at least 1"),
-    (["--batch_size=-4"], "must be positive"),
+    (["--embedding_dim=0"], "--embedding_dim (dvbpr.tower.embedding_dim) must be at least 1"),
+    (["--batch_size=-4"], "must be at least 1, got -4"),
+    (["--params_override=gan.learning_rate=0"], "gan.learning_rate must be a finite number > 0"),
+    (["--params_override=dvbpr.tower.size=3"], "TowerConfig has no field 'size'"),
 ])
 def test_bad_flags_give_one_line_and_write_nothing(tmp_path, flags, message):
   work = tmp_path / "run"
@@ -68,6 +70,22 @@ def test_bad_flags_give_one_line_and_write_nothing(tmp_path, flags, message):
   assert done.returncode != 0
   assert message in done.stderr
   assert "Traceback" not in done.stderr
+  assert not work.exists()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--experiment=demo", "--learning_rate=1e-3"],
+     "--learning_rate would change dvbpr.optimizer.learning_rate and gan.learning_rate with "
+     "--experiment=demo; say which, e.g. --params_override=dvbpr.optimizer.learning_rate="),
+    (["--experiment=table3", "--epochs=3"], "--epochs would change baselines.epochs and "
+                                            "dvbpr.train.epochs"),
+    (["--experiment=gan", "--dropout=0.1"], "--dropout has no effect with --experiment=gan"),
+])
+def test_a_shortcut_never_changes_two_models(tmp_path, flags, message):
+  work = tmp_path / "run"
+  done = _main(*flags, "--preset=smoke", f"--workdir={work}",
+               f"--data_dir={tmp_path / 'data'}", timeout=120)
+  assert done.returncode == 2 and message in done.stderr, done.stderr[-2000:]
   assert not work.exists()
 
 
@@ -175,8 +193,9 @@ def test_demo_smoke_run(tiny_data_dir, tmp_path):
   assert done.returncode == 0, done.stderr[-3000:]
   results = json.loads((work / "results.json").read_text())
   assert results["experiment"] == "demo"
-  for part in ("design", "tailoring"):
-    assert (work / "figures").exists() and results[part]["figure"].endswith(".png")
+  for part in ("design", "tailoring"):  # Each in its own run folder, with its own report.
+    assert (work / part / "figures").exists() and results[part]["figure"].endswith(".png")
+    report_checks.check_report(work / part, min_numbers=6, min_images=1)
   assert (work / "dvbpr" / "export" / "dvbpr" / "saved_model.pb").exists()
   assert (work / "gan" / "export" / "gan" / "saved_model.pb").exists()
   assert "Open the report" in done.stdout and "random" in done.stdout

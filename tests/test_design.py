@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dvbpr_tf import cnn_f
-from dvbpr_tf import design
-from dvbpr_tf import dvbpr
-from dvbpr_tf import errors
-from dvbpr_tf import gan
-from dvbpr_tf import input_pipeline
+from dvbpr_tf.core import errors
+from dvbpr_tf.data import input_pipeline
+from dvbpr_tf.design import designer as design
+from dvbpr_tf.models import cnn_f
+from dvbpr_tf.models import dvbpr
+from dvbpr_tf.models import gan
 
 NUM_USERS, NUM_CATEGORIES, Z_DIM, K = 5, 3, 8, 4
 

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dvbpr_tf import distribution
-from dvbpr_tf import errors
+from dvbpr_tf.core import distribution
+from dvbpr_tf.core import errors
 from tests.conftest import REPO
 
 # --- The pieces, in process -----------------------------------------------------------------

@@ -3,12 +3,12 @@
 import numpy as np
 import tensorflow as tf
 
-from dvbpr_tf import cnn_f
-from dvbpr_tf import dvbpr
+from dvbpr_tf.models import cnn_f
+from dvbpr_tf.models import dvbpr
 
 
 def _expected_parameters(size=224, k=100):
-  """Counts the layer table of REFERENCE section 1 by hand (SAME padding)."""
+  """Counts the layer table of docs/reproduction.md §1 by hand (SAME padding)."""
   total, channels, side = 0, 3, size
   for _, filters, kernel, stride, pool in cnn_f.CONV_LAYERS:
     total += kernel * kernel * channels * filters + filters

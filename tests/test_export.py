@@ -8,10 +8,10 @@ import textwrap
 import numpy as np
 import tensorflow as tf
 
-from dvbpr_tf import cnn_f
-from dvbpr_tf import dvbpr
-from dvbpr_tf import export as export_lib
-from dvbpr_tf import input_pipeline
+from dvbpr_tf.data import input_pipeline
+from dvbpr_tf.models import cnn_f
+from dvbpr_tf.models import dvbpr
+from dvbpr_tf.serving import export as export_lib
 
 RELOAD = textwrap.dedent("""
     import json, sys

@@ -7,9 +7,9 @@ import keras
 import numpy as np
 import pytest
 
-from dvbpr_tf import errors
-from dvbpr_tf import features
-from dvbpr_tf import input_pipeline
+from dvbpr_tf.core import errors
+from dvbpr_tf.data import input_pipeline
+from dvbpr_tf.features import sources as features
 
 
 def write_vbpr_features(path, ids, rows):

@@ -134,12 +134,13 @@ def test_the_script_runs_with_the_system_python_alone(tmp_path):
   """The Makefile runs it before the venv exists: standard library only."""
   manual = _fill(tmp_path / "manual")
   done = subprocess.run([sys.executable, "-I", str(TOOL), f"--data_dir={tmp_path}",
-                         f"--manual_dir={manual}"], capture_output=True, text=True,
-                        timeout=60, check=False)
+                         f"--manual_dir={manual}", f"--debian_dir={tmp_path / 'none'}"],
+                        capture_output=True, text=True, timeout=60, check=False)
   assert done.returncode == 0, done.stderr
   assert "found in" in done.stdout
   done = subprocess.run([sys.executable, "-I", str(TOOL), f"--data_dir={tmp_path}",
-                         f"--manual_dir={tmp_path / 'empty'}"], capture_output=True,
+                         f"--manual_dir={tmp_path / 'empty'}",
+                         f"--debian_dir={tmp_path / 'none'}"], capture_output=True,
                         text=True, timeout=60, check=False)
   assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
 
@@ -158,7 +159,7 @@ def no_fashion_mnist(tmp_path, monkeypatch):
 
 
 def _build(data_dir):
-  from dvbpr_tf import catalog  # pylint: disable=g-import-not-at-top
+  from dvbpr_tf.data import catalog  # pylint: disable=g-import-not-at-top
   return catalog.load_catalog("fashion_mnist_shoppers/tiny", data_dir=str(data_dir))
 
 

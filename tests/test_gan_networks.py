@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dvbpr_tf import errors
-from dvbpr_tf import gan
-from dvbpr_tf import losses
+from dvbpr_tf.core import errors
+from dvbpr_tf.models import gan
+from dvbpr_tf.models import losses
 
 SMALL = 0.125  # width_multiplier where the full width is too slow for a test.
 

@@ -8,14 +8,15 @@ import textwrap
 import numpy as np
 import tensorflow as tf
 
-from dvbpr_tf import export as export_lib
-from dvbpr_tf import gan_task
-from dvbpr_tf import trainer as trainer_lib
-from dvbpr_tf import workdir as workdir_lib
+from dvbpr_tf import config as config_lib
+from dvbpr_tf.core import workdir as workdir_lib
+from dvbpr_tf.serving import export as export_lib
+from dvbpr_tf.training import gan_task
+from dvbpr_tf.training import trainer as trainer_lib
 
 
 def _run(catalog, workdir, until_step=None):
-  task = gan_task.GanTask(catalog, gan_task.gan_preset("smoke"))
+  task = gan_task.GanTask(catalog, config_lib.preset("smoke").gan)
   loop = trainer_lib.LoopConfig(epochs=2, steps_per_epoch=3, steps_per_loop=1,
                                 checkpoint_every_steps=2, best_metric="")
   summary = trainer_lib.Trainer(task, loop, workdir_lib.Workdir(workdir)).run(until_step)
@@ -23,7 +24,7 @@ def _run(catalog, workdir, until_step=None):
 
 
 def test_training_changes_both_networks_and_resumes_exactly(tiny_catalog, tmp_path):
-  fresh = gan_task.GanTask(tiny_catalog, gan_task.gan_preset("smoke"))
+  fresh = gan_task.GanTask(tiny_catalog, config_lib.preset("smoke").gan)
   straight, summary = _run(tiny_catalog, tmp_path / "straight")
   assert summary["steps"] == 6
   assert all(np.isfinite(v) for v in summary["last_metrics"].values())
@@ -62,7 +63,7 @@ RELOAD = textwrap.dedent("""
 
 
 def test_gan_export_reloads_in_plain_tensorflow(tiny_catalog, tmp_path):
-  task = gan_task.GanTask(tiny_catalog, gan_task.gan_preset("smoke"))
+  task = gan_task.GanTask(tiny_catalog, config_lib.preset("smoke").gan)
   network = task.network
   path = export_lib.export_gan(task.generator, task.discriminator, network.num_categories,
                                network.z_dim, tmp_path / "gan")

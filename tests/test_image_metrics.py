@@ -14,10 +14,10 @@ from scipy import stats
 from skimage import metrics as skimage_metrics
 import tensorflow as tf
 
-from dvbpr_tf import errors
-from dvbpr_tf import features
-from dvbpr_tf import image_metrics
-from dvbpr_tf import input_pipeline
+from dvbpr_tf.core import errors
+from dvbpr_tf.data import input_pipeline
+from dvbpr_tf.evaluation import image_metrics
+from dvbpr_tf.features import sources as features
 
 
 def scipy_classifier_score(logits):

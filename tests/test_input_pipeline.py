@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dvbpr_tf import input_pipeline
-from dvbpr_tf import sampler as sampler_lib
+from dvbpr_tf.data import input_pipeline
+from dvbpr_tf.data import sampler as sampler_lib
 
 
 @pytest.fixture(scope="module")
@@ -86,5 +86,5 @@ def test_gan_batches_are_one_hot_and_each_epoch_is_a_permutation(tiny_catalog, t
 def test_bad_config_is_refused():
   with pytest.raises(ValueError, match="cache_decoded"):
     input_pipeline.PipelineConfig(cache_decoded="sometimes")
-  with pytest.raises(ValueError, match="positive"):
+  with pytest.raises(ValueError, match="batch_size must be at least 1, got 0"):
     input_pipeline.PipelineConfig(batch_size=0)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dvbpr_tf import losses
+from dvbpr_tf.models import losses
 
 
 def test_hand_worked_batch():

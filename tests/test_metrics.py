@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dvbpr_tf import metrics
+from dvbpr_tf.evaluation import metrics
 
 
 def brute_force_auc(scores, users, items, heldout_mask, candidates=None):
@@ -156,3 +156,62 @@ def test_embedding_path_hand_worked_tie():
   got = metrics.per_user_auc_from_embeddings(np.array([[1.0]]),
                                              np.array([[0.5], [0.5], [0.1], [0.9]]), heldout)
   np.testing.assert_allclose(got, [0.5])
+
+
+def _sampled_auc_oracle(scores, heldout, train, samples):
+  """The authors' loop, in plain Python over the drawn samples: skip the user's training
+  items and the held-out item, count x_ui > x_uj, average over users with a negative."""
+  per_user = []
+  for row, (user, item) in enumerate(zip(heldout.users, heldout.items)):
+    negatives = [j for j in samples[row] if j not in train[user] and j != item]
+    if negatives:
+      per_user.append(np.mean([scores[user, item] > scores[user, j] for j in negatives]))
+  return float(np.mean(per_user))
+
+
+def test_sampled_auc_equals_the_authors_loop_on_its_own_draws(monkeypatch):
+  rng = np.random.default_rng(3)
+  num_users, num_items = 40, 300
+  users = np.repeat(np.arange(num_users), 6)
+  items = np.concatenate([rng.choice(num_items, 6, replace=False) for _ in range(num_users)])
+  test = np.tile([False] * 5 + [True], num_users)
+  heldout = metrics.HeldOut.from_interactions(users, items, test, num_users)
+  train = {u: set(items[(users == u) & ~test].tolist()) for u in range(num_users)}
+  keys = metrics.train_pair_keys(users[~test], items[~test], num_items)
+  scores = np.round(rng.normal(size=(num_users, num_items)), 1)  # Ties happen.
+  drawn = []
+  original = metrics._distinct_uniform  # pylint: disable=protected-access
+
+  def recording(*args):
+    drawn.append(original(*args))
+    return drawn[-1]
+
+  monkeypatch.setattr(metrics, "_distinct_uniform", recording)
+  auc = metrics.sampled_auc(lambda u: scores[u], heldout, keys, num_items, num_samples=100,
+                            seed=5, chunk_size=16)
+  assert len(drawn) == 3  # 40 users in chunks of 16.
+  assert auc == pytest.approx(_sampled_auc_oracle(scores, heldout, train,
+                                                  np.concatenate(drawn)), abs=1e-12)
+
+
+def test_sampled_auc_on_a_hand_worked_case():
+  # 1 user, 5 items, all drawn (100 >= 5): train {0}, test item 1 with score 2; the
+  # negatives left are items 2, 3, 4 with scores 1, 3, 2 (a tie, not counted): 1 of 3.
+  heldout = metrics.HeldOut.from_interactions([0, 0], [0, 1], [False, True], 1)
+  keys = metrics.train_pair_keys(np.array([0]), np.array([0]), 5)
+  scores = np.array([[9.0, 2.0, 1.0, 3.0, 2.0]])
+  assert metrics.sampled_auc(lambda u: scores[u], heldout, keys, 5) == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize("n, draws", [(1000, 100), (120, 100)])  # Sparse and dense paths.
+def test_distinct_draws_are_distinct_in_range_and_uniform(n, draws):
+  rng = np.random.default_rng(0)
+  samples = metrics._distinct_uniform(rng, 400, draws, n)  # pylint: disable=protected-access
+  assert samples.shape == (400, draws) and samples.dtype == np.int64
+  assert samples.min() >= 0 and samples.max() < n
+  assert all(len(set(row)) == draws for row in samples)
+  counts = np.bincount(samples.ravel(), minlength=n)
+  expected = 400 * draws / n
+  chi2 = float(np.sum((counts - expected) ** 2 / expected))
+  # Mean n - 1, sd sqrt(2 (n - 1)) for independent cells; a biased draw is far above.
+  assert chi2 < (n - 1) + 6 * np.sqrt(2 * (n - 1)), chi2

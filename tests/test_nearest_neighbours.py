@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from dvbpr_tf import nearest_neighbours
+from dvbpr_tf.evaluation import nearest_neighbours
 
 
 def test_matches_brute_force_within_category():

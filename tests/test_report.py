@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from dvbpr_tf import workdir as workdir_lib
+from dvbpr_tf.core import files
 from dvbpr_tf.reporting import charts
 from dvbpr_tf.reporting import html_report as page
 from dvbpr_tf.reporting import sections
@@ -14,7 +14,7 @@ from tests import report_checks
 
 def _results(tmp_path):
   figure = tmp_path / "figures" / "curve.png"
-  workdir_lib.write_png_atomic(figure, np.zeros((4, 4, 3), np.uint8))
+  files.write_png_atomic(figure, np.zeros((4, 4, 3), np.uint8))
   return {"dataset": "toy", "model": "dvbpr", "auc_test": 0.71793, "auc_test_cold": 0.5,
           "auc_valid": 0.7, "auc_valid_cold": None, "auc_test_sampled100": 0.69,
           "best_epoch": 3, "oracle_auc_test": 0.9, "oracle_auc_test_cold": 0.91,
@@ -25,7 +25,7 @@ def _results(tmp_path):
 
 def test_page_quotes_the_results_and_links_the_figures(tmp_path):
   results = _results(tmp_path)
-  workdir_lib.write_json_atomic(tmp_path / "results.json", results)
+  files.write_json_atomic(tmp_path / "results.json", results)
   path = page.write_report(tmp_path, "A <run>", results,
                            sections.recommender(results) + sections.dataset(results))
   assert path == tmp_path / "report.html"
@@ -42,7 +42,7 @@ def test_page_quotes_the_results_and_links_the_figures(tmp_path):
 def test_a_missing_figure_is_said_not_linked(tmp_path):
   results = _results(tmp_path)
   results["learning_curve_figure"] = str(tmp_path / "figures" / "none.png")
-  workdir_lib.write_json_atomic(tmp_path / "results.json", results)
+  files.write_json_atomic(tmp_path / "results.json", results)
   page.write_report(tmp_path, "t", results, sections.recommender(results))
   found = report_checks.check_report(tmp_path)
   assert found["images"] == []

@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from dvbpr_tf import sampler as sampler_lib
+from dvbpr_tf.data import sampler as sampler_lib
 
 
 def _random_interactions(seed=0, num_users=30, num_items=25):

@@ -5,9 +5,9 @@ import io
 
 import pytest
 
-from dvbpr_tf import table3
+from dvbpr_tf.reporting import table3
 
-PAPER_FASHION = {  # REFERENCE section 3, Amazon Fashion, All / Cold.
+PAPER_FASHION = {  # docs/reproduction.md §3, Amazon Fashion, All / Cold.
     "rand": (0.5, 0.5), "poprank": (0.5849, 0.3905), "warp": (0.6065, 0.5030),
     "bpr_mf": (0.6278, 0.5514), "visrank": (0.6839, 0.6807), "fm": (0.7093, 0.7088),
     "vbpr": (0.7479, 0.7319), "dvbpr": (0.7964, 0.7718)}

@@ -7,9 +7,9 @@ import pytest
 import tensorflow as tf
 
 from dvbpr_tf import config as config_lib
-from dvbpr_tf import dvbpr_task
-from dvbpr_tf import trainer as trainer_lib
-from dvbpr_tf import workdir as workdir_lib
+from dvbpr_tf.core import workdir as workdir_lib
+from dvbpr_tf.training import dvbpr_task
+from dvbpr_tf.training import trainer as trainer_lib
 
 DROPOUT = 0.5  # The dropout masks must resume exactly too.
 
@@ -24,7 +24,7 @@ def _logged_steps(logdir, tag="train/loss"):
 
 
 def _run(catalog, workdir, until_step=None, dropout=0.5):
-  config = config_lib.override(config_lib.dvbpr_preset("smoke"), {"tower.dropout": dropout})
+  config = config_lib.override(config_lib.preset("smoke").dvbpr, {"tower.dropout": dropout})
   task = dvbpr_task.DvbprTask(catalog, config)
   loop = trainer_lib.LoopConfig(epochs=2, steps_per_epoch=4, steps_per_loop=2)
   trainer = trainer_lib.Trainer(task, loop, workdir_lib.Workdir(workdir))
@@ -59,7 +59,7 @@ def test_resume_continues_step_optimizer_and_sampler(tiny_catalog, tmp_path):
 
 
 def test_checkpoint_holds_every_weight(tiny_catalog, tmp_path):
-  task = dvbpr_task.DvbprTask(tiny_catalog, config_lib.dvbpr_preset("smoke"))
+  task = dvbpr_task.DvbprTask(tiny_catalog, config_lib.preset("smoke").dvbpr)
   path = tf.train.Checkpoint(model=task.model).write(str(tmp_path / "ckpt"))
   saved = [name for name, _ in tf.train.list_variables(path) if "OPTIMIZER" not in name
            and name != "_CHECKPOINTABLE_OBJECT_GRAPH"]
@@ -67,7 +67,7 @@ def test_checkpoint_holds_every_weight(tiny_catalog, tmp_path):
 
 
 def test_divergence_stops_with_the_step_named(tiny_catalog, tmp_path):
-  config = config_lib.override(config_lib.dvbpr_preset("smoke"),
+  config = config_lib.override(config_lib.preset("smoke").dvbpr,
                                {"optimizer.learning_rate": 1e30})
   task = dvbpr_task.DvbprTask(tiny_catalog, config)
   loop = trainer_lib.LoopConfig(epochs=50, steps_per_epoch=4, steps_per_loop=2)
@@ -77,7 +77,7 @@ def test_divergence_stops_with_the_step_named(tiny_catalog, tmp_path):
 
 def test_learns_on_the_tiny_catalog(tiny_catalog, tmp_path):
   """A few hundred steps lift validation AUC clearly above random."""
-  config = config_lib.override(config_lib.dvbpr_preset("smoke"),
+  config = config_lib.override(config_lib.preset("smoke").dvbpr,
                                {"tower.dropout": 0.0, "train.sampled_negatives": 0})
   task = dvbpr_task.DvbprTask(tiny_catalog, config)
   before = task.evaluate()["auc_valid"]

@@ -135,10 +135,11 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--data_dir", default=os.environ.get("TFDS_DATA_DIR"))
   parser.add_argument("--manual_dir", default=None)
+  parser.add_argument("--debian_dir", default=DEBIAN_DIR, help=argparse.SUPPRESS)  # Tests.
   args = parser.parse_args(argv)
   status, message = ensure(
       args.data_dir, args.manual_dir or None, euid=os.geteuid(), which=shutil.which,
-      runner=run_command, say=lambda text: print(f"ensure_fashion_mnist: {text}", flush=True))
+      runner=run_command, debian_dir=args.debian_dir, say=lambda text: print(f"ensure_fashion_mnist: {text}", flush=True))
   print(message if status else f"ensure_fashion_mnist: {message}",
         file=sys.stderr if status else sys.stdout, flush=True)
   return status

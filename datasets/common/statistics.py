@@ -7,9 +7,10 @@ from typing import Mapping
 
 import numpy as np
 
+from dvbpr_tf_datasets.common import protocol
 from dvbpr_tf_datasets.common import records
 
-COLD_THRESHOLD = 5  # Paper: cold items have fewer than 5 observations at training time.
+COLD_THRESHOLD = protocol.COLD_THRESHOLD
 
 
 def interaction_statistics(

@@ -20,7 +20,6 @@ from PIL import Image
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from dvbpr_tf import metrics
 from dvbpr_tf_datasets.common import errors
 from dvbpr_tf_datasets.common import images as image_utils
 from dvbpr_tf_datasets.common import records
@@ -46,7 +45,7 @@ FINE_NAMES = ("t_shirt_top", "trouser", "pullover", "dress", "coat", "sandal", "
 COARSE_NAMES = ("tops", "bottoms", "dresses", "shoes", "bags")
 FINE_TO_COARSE = np.array([0, 1, 0, 2, 0, 3, 0, 3, 4, 3])
 
-PLANTED_MODEL_FILE = "planted_model.npz"
+PLANTED_MODEL_FILE = simulation.PLANTED_MODEL_FILE
 
 
 @dataclasses.dataclass(eq=False)
@@ -146,8 +145,6 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         num_users=num_users, num_items=num_items, users=users, items=items, splits=split,
         categories=categories, category_names=config.category_names,
         dropped={"unpicked_images": len(chosen) - num_items})
-    stats.update(_oracle_auc(shoppers, style[kept], shoppers.log_popularity[kept],
-                             users, items, split, num_users, num_items))
     stats["source"] = source
     stats["simulation"] = dataclasses.asdict(config.shopper_model())
     stats["simulation"]["image_size"] = config.image_size
@@ -174,20 +171,6 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _generate_examples(self):  # pragma: no cover - examples come from _split_generators.
     raise NotImplementedError
-
-
-def _oracle_auc(shoppers, style, log_popularity, users, items, split, num_users, num_items):
-  """Exact AUC of the planted utilities (the ceiling), all items and cold items."""
-  train_counts = np.bincount(items[split == records.TRAIN], minlength=num_items)
-  score_rows = lambda u: shoppers.utilities(u, style, log_popularity)
-  result = {}
-  for name, code in (("test", records.TEST), ("valid", records.VALIDATION)):
-    heldout = metrics.HeldOut.from_interactions(users, items, split == code, num_users)
-    aucs = metrics.auc_all_and_cold(score_rows, heldout, train_counts)
-    result[f"oracle_auc_{name}"] = aucs["auc"]
-    result[f"oracle_auc_{name}_cold"] = aucs["auc_cold"]
-    result[f"num_users_cold_{name}"] = aucs["num_users_cold"]
-  return result
 
 
 def _load_fashion_mnist(dl_manager):

@@ -33,6 +33,10 @@ import dataclasses
 import numpy as np
 from PIL import Image
 
+# Beside the records of a built dataset: the planted model (ideal, style, log_popularity,
+# taste_strength, fashion_mnist_index), from which the evaluation computes the oracle AUC.
+PLANTED_MODEL_FILE = "planted_model.npz"
+
 STYLE_NAMES = (
     "red_green", "yellow_blue", "lightness", "ink_mass", "centre_height", "texture")
 

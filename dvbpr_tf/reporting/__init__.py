@@ -1,4 +1,3 @@
-"""What a run shows a person: the static `report.html` of a work dir and its charts.
-
-Reads results (plain dicts) and figure paths; imports nothing of the models or the data.
-"""
+"""What a run shows a person: table3 (the paper's layout), html_report and sections (the
+work dir's report.html), charts (line charts). Reads results (plain dicts) and figure paths.
+May import: core, the builders' protocol constants."""

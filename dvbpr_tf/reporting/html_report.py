@@ -23,7 +23,7 @@ import os
 import pathlib
 from typing import Any, Mapping, Sequence, Union
 
-from dvbpr_tf import workdir as workdir_lib
+from dvbpr_tf.core import files
 
 REPORT_NAME = "report.html"
 
@@ -177,7 +177,7 @@ def write_report(folder: str | os.PathLike, title: str, results: Mapping[str, An
   values as JSON).
   """
   path = pathlib.Path(folder) / REPORT_NAME
-  results = json.loads(json.dumps(workdir_lib.jsonable(results)))
+  results = json.loads(json.dumps(files.jsonable(results)))
   text = render(title, results, sections, folder, subtitle)
-  workdir_lib.write_bytes_atomic(path, text.encode("utf-8"))
+  files.write_bytes_atomic(path, text.encode("utf-8"))
   return path

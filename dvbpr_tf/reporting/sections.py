@@ -14,8 +14,9 @@ from dvbpr_tf.reporting import html_report as page
 
 AUC_NOTE = ("Exact AUC: per user, the share of the items outside the user's train, validation "
             "and test items that the held-out item outranks, averaged over users; cold: users "
-            "whose test item has fewer than 5 training observations, ranked among such items "
-            "only. Sampled-100: the authors' code's estimate over 100 drawn items.")
+            "whose test item has fewer training observations than the dataset's cold threshold "
+            "(5, the paper's), ranked among such items only. Sampled-100: the authors' code's "
+            "estimate over 100 drawn items.")
 
 
 def _sub(results: Mapping[str, Any], prefix: str) -> Mapping[str, Any]:
@@ -36,8 +37,10 @@ def dataset(results: Mapping[str, Any], prefix: str = "") -> list[page.Section]:
             ("categories", "num_categories"),
             ("interactions per user, mean", "interactions_per_user_mean"),
             ("training observations per item, mean", "train_observations_per_item_mean"),
-            ("share of items that are cold (< 5 training observations)", "cold_item_share"),
-            ("share of test items that are cold", "cold_test_share"))
+            ("share of items that are cold (fewer than cold_threshold training "
+             "observations)", "cold_item_share"),
+            ("share of test items that are cold", "cold_test_share"),
+            ("cold threshold", "cold_threshold"))
   values = [page.Value(label, key + name) for label, name in labels if name in stats]
   if "density" in stats:
     values.append(page.Value("density", key + "density", digits=6))

@@ -50,17 +50,17 @@ def _plant(point: str, count: int) -> None:
 
     checkpoint_management.update_checkpoint_state_internal = update
   elif point == "history":
-    from dvbpr_tf import workdir  # pylint: disable=g-import-not-at-top
-    original_json = workdir.write_json_atomic
+    from dvbpr_tf.core import files  # pylint: disable=g-import-not-at-top
+    original_json = files.write_json_atomic
 
     def write_json(path, value):
       if str(path).endswith("history.json"):
         maybe_kill()
       return original_json(path, value)
 
-    workdir.write_json_atomic = write_json
+    files.write_json_atomic = write_json
   elif point == "export":
-    from dvbpr_tf import export  # pylint: disable=g-import-not-at-top
+    from dvbpr_tf.serving import export  # pylint: disable=g-import-not-at-top
     original_write = export._write_archive  # pylint: disable=protected-access
 
     def write_archive(archive, path):

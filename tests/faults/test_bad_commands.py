@@ -33,22 +33,24 @@ FLAG_CASES = {
     "unknown_model": (["--experiment=recommendation", "--model=svd"], 1,
                       "flag --model=svd: value should be one of <dvbpr|rand|poprank|"),
     "negative_batch": (["--experiment=recommendation", "--batch_size=-4"], 2,
-                       "error: --batch_size must be positive (at least 1), got -4"),
+                       "error: --batch_size (dvbpr.pipeline.batch_size) must be at least 1, got -4"),
     "k_zero": (["--experiment=recommendation", "--embedding_dim=0"], 2,
-               "error: --embedding_dim (K) must be at least 1, got 0"),
+               "error: --embedding_dim (dvbpr.tower.embedding_dim) must be at least 1, got 0"),
     "epochs_zero": (["--experiment=gan", "--epochs=0"], 2,
-                    "error: --epochs must be at least 1, got 0"),
+                    "error: --epochs (gan.epochs) must be at least 1, got 0"),
     "negative_checkpoint_interval": (["--experiment=recommendation",
                                       "--checkpoint_every_steps=-3"], 2,
-                                     "error: --checkpoint_every_steps must be at least 0 "
-                                     "(0: at epoch ends only), got -3"),
+                                     "error: --checkpoint_every_steps "
+                                     "(dvbpr.train.checkpoint_every_steps) must be at "
+                                     "least 0 (0: at epoch ends only), got -3"),
     "dropout_one": (["--experiment=recommendation", "--dropout=1"], 2,
-                    "error: --dropout must be in [0, 1), got 1.0"),
+                    "error: --dropout (dvbpr.tower.dropout) must be in [0, 1), got 1.0"),
     "zero_learning_rate": (["--experiment=gan", "--learning_rate=0"], 2,
-                           "error: --learning_rate must be a finite number > 0, got 0.0"),
+                           "error: --learning_rate (gan.learning_rate) must be a finite number > 0, "
+                           "got 0.0"),
     "bad_cache_mode": (["--experiment=recommendation", "--cache_decoded=sometimes"], 2,
-                       "error: --cache_decoded must be one of auto, always, never, got "
-                       "sometimes"),
+                       "error: --cache_decoded (dvbpr.pipeline.cache_decoded) must be one of "
+                       "auto, always, never, got sometimes"),
     "negative_user": (["--experiment=design", "--user=-1", "--category=bag"], 2,
                       "error: --user must be at least 0, got -1"),
     # These need the dataset (a TensorFlow import and a catalog read) to know the range.

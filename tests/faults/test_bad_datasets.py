@@ -32,8 +32,8 @@ from hypothesis import strategies as st
 import numpy as np
 import pytest
 
-from dvbpr_tf import catalog as catalog_lib
-from dvbpr_tf import errors
+from dvbpr_tf.core import errors
+from dvbpr_tf.data import catalog as catalog_lib
 from dvbpr_tf_datasets.common import errors as dataset_errors
 from dvbpr_tf_datasets.common import feedback_catalog
 from dvbpr_tf_datasets.dvbpr_authors import make_dummy_data as authors_dummy

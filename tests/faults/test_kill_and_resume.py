@@ -183,26 +183,27 @@ def test_an_epoch_evaluation_survives_a_kill_between_checkpoint_and_history(
   """In-process: the run stops at the point fault_injection's `history` kills at (its
   subprocess form is `python -m tests.faults.fault_injection history <n> ...`)."""
   from dvbpr_tf import config as config_lib  # pylint: disable=g-import-not-at-top
-  from dvbpr_tf import dvbpr_task  # pylint: disable=g-import-not-at-top
-  from dvbpr_tf import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
-  from dvbpr_tf import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  from dvbpr_tf.core import files  # pylint: disable=g-import-not-at-top
+  from dvbpr_tf.core import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  from dvbpr_tf.training import dvbpr_task  # pylint: disable=g-import-not-at-top
+  from dvbpr_tf.training import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
 
   def train():
-    task = dvbpr_task.DvbprTask(tiny_catalog, config_lib.dvbpr_preset("smoke"))
+    task = dvbpr_task.DvbprTask(tiny_catalog, config_lib.preset("smoke").dvbpr)
     loop = trainer_lib.LoopConfig(epochs=2, steps_per_epoch=4, steps_per_loop=2)
     return trainer_lib.Trainer(task, loop, workdir_lib.Workdir(tmp_path)).run()
 
-  write_json = workdir_lib.write_json_atomic
+  write_json = files.write_json_atomic
 
   def killed_at_history(path, value):
     if str(path).endswith("history.json"):
       raise _Killed()
     return write_json(path, value)
 
-  monkeypatch.setattr(trainer_lib.workdir_lib, "write_json_atomic", killed_at_history)
+  monkeypatch.setattr(files, "write_json_atomic", killed_at_history)
   with pytest.raises(_Killed):
     train()  # Killed at the end of epoch 1 (step 4), its checkpoint saved.
-  monkeypatch.setattr(trainer_lib.workdir_lib, "write_json_atomic", write_json)
+  monkeypatch.setattr(files, "write_json_atomic", write_json)
   summary = train()
   assert summary["steps"] == 8
   assert [h["epoch"] for h in summary["history"]] == [1, 2]

@@ -19,13 +19,14 @@ import sys
 
 import pytest
 
-from dvbpr_tf import errors
-from dvbpr_tf import workdir as workdir_lib
+from dvbpr_tf.core import errors
+from dvbpr_tf.core import files
+from dvbpr_tf.core import workdir as workdir_lib
 from tests.faults import runs
 
 HOLD = """
 import sys, time
-from dvbpr_tf import workdir
+from dvbpr_tf.core import workdir
 workdir.Workdir(sys.argv[1]).lock()
 print("locked", flush=True)
 time.sleep(120)
@@ -97,20 +98,20 @@ def test_without_flock_the_recorded_pid_decides(tmp_path, monkeypatch):
 
 def test_a_failed_write_names_the_path_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
   target = tmp_path / "results.json"
-  workdir_lib.write_json_atomic(target, {"auc": 0.7})
+  files.write_json_atomic(target, {"auc": 0.7})
   a_file = tmp_path / "a_file"
   a_file.write_text("x")
   with pytest.raises(errors.WriteError) as info:
-    workdir_lib.write_json_atomic(a_file / "results.json", {"auc": 0.8})
+    files.write_json_atomic(a_file / "results.json", {"auc": 0.8})
   assert str(info.value) == (f"cannot write {a_file}: it is a file, not a folder; choose "
                              "another --workdir")
   with pytest.raises(errors.WriteError) as info:
-    workdir_lib.write_json_atomic(a_file / "sub" / "results.json", {"auc": 0.8})
+    files.write_json_atomic(a_file / "sub" / "results.json", {"auc": 0.8})
   assert str(info.value) == (f"cannot write {a_file / 'sub'}: Not a directory; a part of the "
                              "path is a file, not a folder: choose another --workdir")
   (tmp_path / "taken").mkdir()  # A folder where the file is to go: the rename fails.
   with pytest.raises(errors.WriteError, match="Is a directory"):
-    workdir_lib.write_bytes_atomic(tmp_path / "taken", b"data")
+    files.write_bytes_atomic(tmp_path / "taken", b"data")
   assert json.loads(target.read_text()) == {"auc": 0.7}
   assert runs.leftovers(tmp_path) == []
   with pytest.raises(errors.WriteError, match="Not a directory"):

@@ -1,0 +1,162 @@
+"""BPR-MF: matrix factorisation trained with BPR (baseline (d) of Table III).
+
+The preference predictor of eq. 1,
+
+    x_ui = alpha + beta_u + beta_i + gamma_u^T gamma_i                               (eq. 1)
+
+trained by BPR (the objective of eq. 5 with this x_ui). alpha and beta_u are the same for
+x_ui and x_uj and cancel in the BPR difference, so they are not modelled:
+x_ui = beta_i + gamma_u . gamma_i. The minimised loss, as the DVBPR loss a sum over the batch:
+
+    L = - sum_{(u,i,j) in batch} ln sigmoid(x_ui - x_uj)
+        + reg * (l2_loss(gamma_u) + l2_loss(gamma_i) + l2_loss(gamma_j)
+                 + l2_loss(beta_i) + l2_loss(beta_j))
+
+over the batch's rows (a row drawn twice counts twice), l2_loss(t) = sum(t^2) / 2. All
+parameters start N(0, 0.01^2).
+
+The helpers (`check_features`, `add_normal_weight`, `add_constant_weight`) and the base class
+`BprModel` are shared by the other baselines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from dvbpr_tf.core import checks
+from dvbpr_tf.core import errors
+from dvbpr_tf.models import losses
+
+INIT_STDDEV = 0.01
+
+
+def add_normal_weight(layer: keras.layers.Layer, shape, name: str, rng: np.random.Generator,
+                      stddev: float = INIT_STDDEV, trainable: bool = True):
+  """A float32 weight of `layer` drawn N(0, stddev^2) from `rng` (NumPy, so the initial
+  values depend only on the seed and on the order of creation)."""
+  weight = layer.add_weight(shape=tuple(shape), name=name, initializer="zeros",
+                            trainable=trainable)
+  weight.assign(rng.normal(0.0, stddev, tuple(shape)).astype(np.float32))
+  return weight
+
+
+def add_constant_weight(layer: keras.layers.Layer, value: np.ndarray, name: str):
+  """A non-trainable float32 weight holding `value` (e.g. fixed item features): it is part
+  of the model's checkpoints and exports."""
+  value = np.asarray(value, np.float32)
+  weight = layer.add_weight(shape=value.shape, name=name, initializer="zeros",
+                            trainable=False)
+  weight.assign(value)
+  return weight
+
+
+def check_features(features, num_items: int | None = None) -> np.ndarray:
+  """Item features as float32 [num_items, F]; ConfigError when malformed."""
+  features = np.asarray(features, np.float32)
+  if features.ndim != 2 or features.shape[0] < 1 or features.shape[1] < 1:
+    raise errors.ConfigError(
+        f"features must be a non-empty [num_items, F] matrix, got shape {features.shape}")
+  if num_items is not None and features.shape[0] != num_items:
+    raise errors.ConfigError(
+        f"features has {features.shape[0]} rows but the catalog has {num_items} items")
+  if not np.all(np.isfinite(features)):
+    raise errors.ConfigError("features holds NaN or infinite values")
+  return features
+
+
+@dataclasses.dataclass(frozen=True)
+class MfConfig:
+  """Attributes:
+    dim: K, the number of latent factors (the paper searches {10, 30, 50}).
+    reg: lambda, the L2 regulariser on the batch's rows (the paper searches
+      {0, 0.001, 0.01, 0.1, 1, 10, 30}).
+  """
+
+  dim: int = 10
+  reg: float = 0.01
+
+  def __post_init__(self):
+    checks.integer("dim", self.dim, 1)
+    checks.number("reg", self.reg, minimum=0)
+
+
+class BprModel(keras.Model):
+  """A model trained by summed BPR plus its own regulariser: subclasses define
+  `score(users, items)` (aligned pairs) and `regularization(users, pos, neg)`."""
+
+  def _start_feature_model(self, num_users: int, features, config, seed: int):
+    """What a model over fixed item features (FM, VBPR) starts with: the checks, the sizes,
+    the config, the features as a constant weight. Returns (num_features, the rng of the
+    initial values)."""
+    checks.integer("num_users", num_users, 1)
+    features = check_features(features)
+    self.num_users, self.config = int(num_users), config
+    self.num_items, num_features = features.shape
+    self.features = add_constant_weight(self, features, "features")
+    return num_features, np.random.default_rng(seed)
+
+  metric_names = ("loss", "bpr", "regularization")
+
+  def loss_terms(self, batch, training: bool = False) -> dict[str, tf.Tensor]:
+    """The BPR loss of a batch dict of int64 [B] `user`, `pos`, `neg` (see the module
+    docstring): dict of `loss`, `bpr`, `regularization`."""
+    del training  # No dropout.
+    users, pos, neg = batch["user"], batch["pos"], batch["neg"]
+    bpr = losses.bpr_loss(self.score(users, pos), self.score(users, neg))
+    reg = self.regularization(users, pos, neg)
+    return {"loss": bpr + reg, "bpr": bpr, "regularization": reg}
+
+
+class BprMf(BprModel):
+  """x_ui = beta_i + gamma_u . gamma_i (eq. 1 without the terms that cancel), BPR-trained.
+
+  Args:
+    num_users, num_items: sizes of the id spaces.
+    config: K and lambda.
+    seed: seeds the initial values.
+  """
+
+  def __init__(self, num_users: int, num_items: int, config: MfConfig = MfConfig(),
+               seed: int = 0, **kwargs):
+    super().__init__(**kwargs)
+    checks.integer("num_users", num_users, 1)
+    checks.integer("num_items", num_items, 1)
+    self.num_users, self.num_items, self.config = int(num_users), int(num_items), config
+    rng = np.random.default_rng(seed)
+    self.gamma_user = add_normal_weight(self, (self.num_users, config.dim), "gamma_user", rng)
+    self.gamma_item = add_normal_weight(self, (self.num_items, config.dim), "gamma_item", rng)
+    self.beta_item = add_normal_weight(self, (self.num_items,), "beta_item", rng)
+    self.built = True  # Every weight exists; nothing depends on an input shape.
+
+  def score(self, users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
+    """x_ui for aligned pairs (users[k], items[k]): [B]."""
+    return (tf.reduce_sum(tf.gather(self.gamma_user, users) * tf.gather(self.gamma_item, items),
+                          axis=-1)
+            + tf.gather(self.beta_item, items))
+
+  def score_rows(self, users: tf.Tensor) -> tf.Tensor:
+    """x_ui of the given users over every item: [B, num_items]."""
+    return (tf.matmul(tf.gather(self.gamma_user, users), self.gamma_item, transpose_b=True)
+            + self.beta_item[tf.newaxis, :])
+
+  def call(self, users, training=False):
+    del training
+    return self.score_rows(users)
+
+  def item_rows_l2(self, items: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor:
+    """l2_loss(gamma_i) + l2_loss(beta_i) over the rows `items` [B] (a row listed twice
+    counts twice); `mask` [B] (1 or 0) leaves rows out."""
+    gamma, beta = tf.gather(self.gamma_item, items), tf.gather(self.beta_item, items)
+    if mask is not None:
+      gamma, beta = gamma * mask[:, tf.newaxis], beta * mask
+    return losses.l2_loss(gamma) + losses.l2_loss(beta)
+
+  def regularization(self, users: tf.Tensor, pos: tf.Tensor, neg: tf.Tensor) -> tf.Tensor:
+    """reg * l2_loss of the batch's rows gamma_u, gamma_i, gamma_j, beta_i, beta_j."""
+    return self.config.reg * (losses.l2_loss(tf.gather(self.gamma_user, users))
+                              + self.item_rows_l2(pos) + self.item_rows_l2(neg))
+

@@ -1,0 +1,442 @@
+"""Ranking metrics: the paper's exact AUC (all items and cold items).
+
+The paper (section IV-C) averages, over users, the fraction of the user's negative items that
+the held-out item outranks:
+
+    AUC = 1/|U| sum_u 1/|D_u| sum_{(i, j) in D_u} [x_ui > x_uj]                  (AUC, sec. IV-C)
+
+with i the user's held-out item and j every item outside the user's train, validation and test
+sets. Ties count as not ranked above (`>` is strict), as in the paper's indicator.
+
+"Cold items" in this project: the same AUC over the users whose held-out item has fewer than
+`cold_threshold` training observations, with the negatives j restricted to items that also
+have fewer than `cold_threshold` training observations.
+
+Two ways in, one arithmetic. `per_user_auc` and `auc_all_and_cold` take a function that
+returns a chunk of users' [chunk, num_items] score rows (any recommender).
+`per_user_auc_from_embeddings` and `auc_all_and_cold_from_embeddings` take theta and Phi
+(x_ui = theta_u . phi_i, eq. 6): each chunk's product goes into one reused buffer and each row
+is counted while it is in cache, so the evaluation costs little more than the bare product
+(`benchmarks/evaluation_bench.py`). Both count, per user, the items scored strictly below the
+held-out item over the whole row, then subtract the user's excluded items through their CSR
+lists (never masking full rows); the cold-item figures come from the same pass. Memory stays
+bounded whatever the catalog size.
+"""
+
+from __future__ import annotations
+
+from concurrent import futures
+import dataclasses
+import os
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from dvbpr_tf_datasets.common import protocol
+
+COLD_THRESHOLD = protocol.COLD_THRESHOLD
+_COUNTING_THREADS = max(1, os.cpu_count() or 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class HeldOut:
+  """Who is evaluated on which item, and which items are not their negatives.
+
+  Attributes:
+    users: [E] user index of each evaluated user.
+    items: [E] that user's held-out item.
+    exclude_offsets: [E + 1] CSR offsets into `exclude_items`.
+    exclude_items: the items that are not negatives of each evaluated user (the user's
+      train, validation and test items; the held-out item itself included).
+  """
+
+  users: np.ndarray
+  items: np.ndarray
+  exclude_offsets: np.ndarray
+  exclude_items: np.ndarray
+
+  @classmethod
+  def from_interactions(cls, users, items, heldout_mask, num_users) -> "HeldOut":
+    """Builds the held-out set from all interactions.
+
+    Args:
+      users, items: [M] every interaction of the dataset (all splits).
+      heldout_mask: [M] bool, True for the interactions to evaluate (for example the test
+        split); every user may have at most one.
+      num_users: number of users.
+    """
+    users = np.asarray(users, np.int64)
+    items = np.asarray(items, np.int64)
+    heldout_mask = np.asarray(heldout_mask, bool)
+    eval_users = users[heldout_mask]
+    if len(np.unique(eval_users)) != len(eval_users):
+      raise ValueError("a user has more than one held-out interaction")
+    order = np.argsort(eval_users, kind="stable")
+    eval_users, eval_items = eval_users[order], items[heldout_mask][order]
+    by_user = np.argsort(users, kind="stable")
+    user_offsets = np.searchsorted(users[by_user], np.arange(num_users + 1))
+    starts, ends = user_offsets[eval_users], user_offsets[eval_users + 1]
+    lengths = ends - starts
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    gather = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+    return cls(eval_users, eval_items, offsets, items[by_user][gather])
+
+  def __len__(self) -> int:
+    return len(self.users)
+
+  def select(self, mask: np.ndarray) -> "HeldOut":
+    """The evaluated users for which `mask` ([E] bool) is True."""
+    rows = np.flatnonzero(mask)
+    lengths = np.diff(self.exclude_offsets)[rows]
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    gather = np.repeat(self.exclude_offsets[rows] - offsets[:-1], lengths) + np.arange(offsets[-1])
+    return HeldOut(self.users[rows], self.items[rows], offsets, self.exclude_items[gather])
+
+
+ScoreRows = Callable[[np.ndarray], np.ndarray]
+"""Maps a [B] array of user indices to their [B, num_items] float scores."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Counts:
+  """Per evaluated user: held-out wins and negatives over all items (`wins`, `negatives`)
+  and over the candidate items only (`candidate_wins`, `candidate_negatives`)."""
+
+  wins: np.ndarray
+  negatives: np.ndarray
+  candidate_wins: np.ndarray
+  candidate_negatives: np.ndarray
+
+
+def _ratio(wins: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+  with np.errstate(invalid="ignore", divide="ignore"):
+    return np.where(negatives > 0, wins / np.maximum(negatives, 1), np.nan)
+
+
+def _row_wins(scores: np.ndarray, positive: np.ndarray, candidates,
+              pool: futures.ThreadPoolExecutor) -> tuple[np.ndarray, np.ndarray]:
+  """Per row of `scores`, the items scored strictly below the row's positive, over all items
+  and over the candidates (a bool mask, or an int: the first that many columns).
+
+  One row at a time, so that the boolean row stays in cache for both counts; the pool's
+  threads take contiguous blocks of rows (NumPy releases the GIL while comparing and
+  counting).
+  """
+  wins = np.empty(len(scores), np.int64)
+  candidate_wins = np.empty(len(scores), np.int64)
+  prefix = isinstance(candidates, (int, np.integer))
+
+  def count(lo: int, hi: int) -> None:
+    below = np.empty(scores.shape[1], bool)
+    for row in range(lo, hi):
+      np.less(scores[row], positive[row], out=below)  # x_uj < x_ui: i ranks j below it.
+      wins[row] = np.count_nonzero(below)
+      candidate_wins[row] = np.count_nonzero(
+          below[:candidates] if prefix else np.logical_and(below, candidates, out=below))
+
+  bounds = np.linspace(0, len(scores), _COUNTING_THREADS + 1).astype(int)
+  list(pool.map(count, bounds[:-1], bounds[1:]))  # list(): raises a thread's error here.
+  return wins, candidate_wins
+
+
+def _chunk_exclusions(heldout: HeldOut, start: int, stop: int, num_items: int):
+  """The chunk's excluded (row, item) pairs, each once (a repeated item counts once):
+  int64 rows (relative to `start`) and items."""
+  lo, hi = heldout.exclude_offsets[start], heldout.exclude_offsets[stop]
+  rows = np.repeat(np.arange(stop - start, dtype=np.int64),
+                   np.diff(heldout.exclude_offsets[start:stop + 1]))
+  key = np.unique(rows * num_items + heldout.exclude_items[lo:hi].astype(np.int64))
+  return key // num_items, key % num_items
+
+
+def _negatives(ex_rows, ex_items, num_rows: int, num_items: int, candidates: np.ndarray):
+  """Negatives per row over all items and over the candidates: the items minus the row's
+  excluded items."""
+  all_negatives = num_items - np.bincount(ex_rows, minlength=num_rows)
+  candidate_negatives = int(candidates.sum()) - np.bincount(
+      ex_rows, weights=candidates[ex_items], minlength=num_rows).astype(np.int64)
+  return all_negatives, candidate_negatives
+
+
+def _count(chunks: Iterable[tuple[int, int, np.ndarray]], heldout: HeldOut,
+           candidates: np.ndarray, column: np.ndarray | None = None) -> _Counts:
+  """Win and negative counts, over all items and over the candidates, from chunks of score
+  rows (so the cold-item AUC comes from the same rows as the all-items AUC).
+
+  Args:
+    chunks: (start, stop, [stop - start, num_items] scores of heldout.users[start:stop]),
+      consumed before the next chunk is produced (a producer may reuse its buffer).
+    heldout: the evaluated users.
+    candidates: [num_items] bool.
+    column: where item i's score is in a row (None: column i). When given, the candidates
+      must be the leading columns: a row's candidate wins are then counted from its first
+      `candidates.sum()` columns, with no mask.
+  """
+  num_items = len(candidates)
+  size = len(heldout)
+  wins, negatives = np.zeros(size, np.int64), np.zeros(size, np.int64)
+  c_wins, c_negatives = np.zeros(size, np.int64), np.zeros(size, np.int64)
+  spec = candidates if column is None else int(candidates.sum())
+  with futures.ThreadPoolExecutor(_COUNTING_THREADS) as pool:
+    for start, stop, scores in chunks:
+      count = stop - start
+      items = heldout.items[start:stop]
+      positive = scores[np.arange(count), items if column is None else column[items]]
+      chunk_wins, chunk_c_wins = _row_wins(scores, positive, spec, pool)
+      ex_rows, ex_items = _chunk_exclusions(heldout, start, stop, num_items)
+      ex_columns = ex_items if column is None else column[ex_items]
+      ex_below = scores[ex_rows, ex_columns] < positive[ex_rows]
+      wins[start:stop] = chunk_wins - np.bincount(ex_rows[ex_below], minlength=count)
+      c_wins[start:stop] = chunk_c_wins - np.bincount(
+          ex_rows[ex_below & candidates[ex_items]], minlength=count)
+      negatives[start:stop], c_negatives[start:stop] = _negatives(
+          ex_rows, ex_items, count, num_items, candidates)
+  return _Counts(wins, negatives, c_wins, c_negatives)
+
+
+def _score_row_chunks(score_rows: ScoreRows, heldout: HeldOut, chunk_size: int):
+  for start in range(0, len(heldout), chunk_size):
+    stop = min(start + chunk_size, len(heldout))
+    yield start, stop, np.asarray(score_rows(heldout.users[start:stop]))
+
+
+def per_user_auc(
+    score_rows: ScoreRows,
+    heldout: HeldOut,
+    num_items: int,
+    candidates: np.ndarray | None = None,
+    chunk_size: int = 1024,
+) -> np.ndarray:
+  """Exact AUC of each evaluated user (eq. of sec. IV-C).
+
+  Args:
+    score_rows: returns the score matrix of a chunk of users.
+    heldout: the evaluated users, their held-out items and excluded items.
+    num_items: catalog size.
+    candidates: optional [num_items] bool mask restricting the negatives (cold items).
+    chunk_size: users scored at once.
+
+  Returns:
+    [E] float64 AUC per evaluated user; NaN for a user left with no negative.
+  """
+  candidates = (np.ones(num_items, bool) if candidates is None
+                else np.asarray(candidates, bool))
+  counts = _count(_score_row_chunks(score_rows, heldout, chunk_size), heldout, candidates)
+  return _ratio(counts.candidate_wins, counts.candidate_negatives)
+
+
+def auc_all_and_cold(
+    score_rows: ScoreRows,
+    heldout: HeldOut,
+    train_counts: np.ndarray,
+    cold_threshold: int = COLD_THRESHOLD,
+    chunk_size: int = 1024,
+) -> dict:
+  """Exact AUC on all items and on cold items (see the module docstring), both from one pass
+  over the score rows.
+
+  Args:
+    score_rows: returns the score matrix of a chunk of users.
+    heldout: the evaluated users, their held-out items and excluded items.
+    train_counts: [num_items] training observations per item.
+    cold_threshold: items with fewer training observations are cold.
+    chunk_size: users scored at once.
+
+  Returns:
+    dict with `auc`, `auc_cold`, and the user counts `num_users`, `num_users_cold`
+    (`auc_cold` is NaN when no evaluated user has a cold held-out item).
+  """
+  cold_items = np.asarray(train_counts) < cold_threshold
+  counts = _count(_score_row_chunks(score_rows, heldout, chunk_size), heldout, cold_items)
+  return _summary(counts, cold_items[heldout.items])
+
+
+def _summary(counts: _Counts, cold_users: np.ndarray) -> dict:
+  all_auc = _ratio(counts.wins, counts.negatives)
+  cold_auc = _ratio(counts.candidate_wins, counts.candidate_negatives)[cold_users]
+  return {
+      "auc": _nanmean(all_auc),
+      "auc_cold": _nanmean(cold_auc),
+      "num_users": int(np.sum(~np.isnan(all_auc))),
+      "num_users_cold": int(np.sum(~np.isnan(cold_auc))),
+  }
+
+
+# --- From embeddings: x_ui = theta_u . phi_i, each product row counted while in cache -------
+
+EMBEDDING_CHUNK_SIZE = 512
+
+
+def _embedding_counts(user_vectors, item_vectors, heldout: HeldOut, candidates: np.ndarray,
+                      chunk_size: int, devices: Sequence[str] | None = None) -> _Counts:
+  """`_count` for x_ui = user_vectors[u] . item_vectors[i].
+
+  The items are reordered once, candidates first, so that a row's candidate wins are counted
+  from its leading columns without a mask. Each chunk's product is written into one reused
+  float32 buffer (no allocation, no page faults per chunk) and counted row by row right after.
+  With `devices` (a distribution strategy's), the products run there instead, chunk k on
+  device k mod len(devices), each device holding the item matrix once and one chunk of scores
+  at a time: a catalog whose users x items matrix fits no device still evaluates.
+  """
+  user_vectors = np.asarray(user_vectors, np.float32)
+  item_vectors = np.asarray(item_vectors, np.float32)
+  num_items = len(item_vectors)
+  order = np.concatenate([np.flatnonzero(candidates), np.flatnonzero(~candidates)])
+  column = np.empty(num_items, np.int64)
+  column[order] = np.arange(num_items)
+  items_t = np.ascontiguousarray(item_vectors[order].T)  # [K, N], candidates first.
+  buffer = np.empty((max(1, min(chunk_size, len(heldout))), num_items), np.float32)
+
+  placed = []
+  if devices:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top  (only this path needs it)
+  for device in devices or ():
+    with tf.device(device):
+      placed.append(tf.constant(items_t))
+
+  def chunks():
+    for k, start in enumerate(range(0, len(heldout), chunk_size)):
+      stop = min(start + chunk_size, len(heldout))
+      scores = buffer[:stop - start]
+      rows = user_vectors[heldout.users[start:stop]]
+      if placed:
+        with tf.device(devices[k % len(devices)]):
+          scores[...] = tf.matmul(rows, placed[k % len(devices)]).numpy()
+      else:
+        np.matmul(rows, items_t, out=scores)
+      yield start, stop, scores
+
+  return _count(chunks(), heldout, candidates, column)
+
+
+def per_user_auc_from_embeddings(
+    user_vectors: np.ndarray,
+    item_vectors: np.ndarray,
+    heldout: HeldOut,
+    candidates: np.ndarray | None = None,
+    chunk_size: int = EMBEDDING_CHUNK_SIZE,
+    devices: Sequence[str] | None = None,
+) -> np.ndarray:
+  """`per_user_auc` for the scores x_ui = theta_u . phi_i (eq. 6), each chunk's product
+  written into one reused buffer and every row counted while in cache.
+
+  Args:
+    user_vectors: [num_users, K] theta (rows indexed by `heldout.users`).
+    item_vectors: [num_items, K] phi of every item.
+    heldout: the evaluated users, their held-out items and excluded items.
+    candidates: optional [num_items] bool mask restricting the negatives (cold items).
+    chunk_size: users scored at once (a float32 buffer of chunk_size x num_items).
+    devices: where the products run (a strategy's devices); None: NumPy on the host.
+
+  Returns:
+    [E] float64 AUC per evaluated user; NaN for a user left with no negative. Equal to
+    `per_user_auc` over the same float32 scores, ties included. (Another product, e.g. one
+    with other chunk shapes, may round a score in the last bit differently: exact products,
+    such as small-integer embeddings, make both paths agree bit for bit.)
+  """
+  num_items = len(item_vectors)
+  candidates = (np.ones(num_items, bool) if candidates is None
+                else np.asarray(candidates, bool))
+  counts = _embedding_counts(user_vectors, item_vectors, heldout, candidates, chunk_size,
+                             devices)
+  return _ratio(counts.candidate_wins, counts.candidate_negatives)
+
+
+def auc_all_and_cold_from_embeddings(
+    user_vectors: np.ndarray,
+    item_vectors: np.ndarray,
+    heldout: HeldOut,
+    train_counts: np.ndarray,
+    cold_threshold: int = COLD_THRESHOLD,
+    chunk_size: int = EMBEDDING_CHUNK_SIZE,
+    devices: Sequence[str] | None = None,
+) -> dict:
+  """`auc_all_and_cold` for x_ui = theta_u . phi_i (eq. 6), in one pass over the catalog.
+
+  Args:
+    user_vectors: [num_users, K] theta (rows indexed by `heldout.users`).
+    item_vectors: [num_items, K] phi of every item.
+    heldout: the evaluated users, their held-out items and excluded items.
+    train_counts: [num_items] training observations per item.
+    cold_threshold: items with fewer training observations are cold.
+    chunk_size: users scored at once (a float32 buffer of chunk_size x num_items).
+    devices: where the products run (a strategy's devices); None: NumPy on the host.
+
+  Returns:
+    The dict of `auc_all_and_cold`.
+  """
+  cold_items = np.asarray(train_counts) < cold_threshold
+  counts = _embedding_counts(user_vectors, item_vectors, heldout, cold_items, chunk_size,
+                             devices)
+  return _summary(counts, cold_items[heldout.items])
+
+
+def _nanmean(values: np.ndarray) -> float:
+  values = values[~np.isnan(values)]
+  return float(values.mean()) if len(values) else float("nan")
+
+
+def sampled_auc(
+    score_rows: ScoreRows,
+    heldout: HeldOut,
+    train_keys: np.ndarray,
+    num_items: int,
+    num_samples: int = 100,
+    seed: int = 0,
+    chunk_size: int = 1024,
+) -> float:
+  """The AUC the authors' code reports ("sampled-100 AUC"); not the paper's definition.
+
+  For each evaluated user it draws `num_samples` distinct item indices uniformly (as Python's
+  `random.sample(range(itemnum), 100)`), skips those in the user's training set and the
+  held-out item itself, and counts x_ui > x_uj over the rest. Items of the user's other
+  held-out split can be drawn as negatives, as in the authors' code.
+
+  Args:
+    train_keys: sorted int64 array of `user * num_items + item` for the training pairs.
+
+  Returns:
+    The mean over users (users left with no sampled negative are skipped).
+  """
+  rng = np.random.default_rng(seed)
+  total, count = 0.0, 0
+  draws = min(num_samples, num_items)
+  for start in range(0, len(heldout), chunk_size):
+    stop = min(start + chunk_size, len(heldout))
+    users = heldout.users[start:stop]
+    positives = heldout.items[start:stop]
+    scores = np.asarray(score_rows(users))
+    rows = np.arange(len(users))[:, None]
+    samples = _distinct_uniform(rng, len(users), draws, num_items)
+    keys = users[:, None].astype(np.int64) * num_items + samples
+    position = np.minimum(np.searchsorted(train_keys, keys), max(len(train_keys) - 1, 0))
+    in_train = (train_keys[position] == keys) if len(train_keys) else np.zeros_like(keys, bool)
+    valid = ~in_train & (samples != positives[:, None])
+    wins = (scores[rows, samples] < scores[rows[:, 0], positives][:, None]) & valid
+    negatives = valid.sum(axis=1)
+    keep = negatives > 0
+    total += float(np.sum(wins.sum(axis=1)[keep] / negatives[keep]))
+    count += int(keep.sum())
+  return total / count if count else float("nan")
+
+
+def _distinct_uniform(rng: np.random.Generator, rows: int, draws: int, n: int) -> np.ndarray:
+  """[rows, draws] int64, each row `draws` distinct values uniform over [0, n)."""
+  if draws * 4 > n:  # Dense case: a random permutation prefix per row.
+    return np.argsort(rng.random((rows, n)), axis=1)[:, :draws].astype(np.int64)
+  samples = rng.integers(0, n, (rows, draws))
+  while True:
+    ordered = np.sort(samples, axis=1)
+    duplicated = np.zeros_like(samples, bool)
+    order = np.argsort(samples, axis=1, kind="stable")
+    dup_sorted = np.concatenate(
+        [np.zeros((rows, 1), bool), ordered[:, 1:] == ordered[:, :-1]], axis=1)
+    np.put_along_axis(duplicated, order, dup_sorted, axis=1)
+    if not duplicated.any():
+      return samples.astype(np.int64)
+    samples[duplicated] = rng.integers(0, n, int(duplicated.sum()))
+
+
+def train_pair_keys(users: np.ndarray, items: np.ndarray, num_items: int) -> np.ndarray:
+  """Sorted distinct `user * num_items + item` keys of training pairs (for `sampled_auc`)."""
+  return np.unique(np.asarray(users, np.int64) * num_items + np.asarray(items, np.int64))

@@ -1,0 +1,144 @@
+"""The conditional LSGAN training task: networks, optimizers, inputs, the alternating step.
+
+Per batch, as the authors' code: one discriminator step then one generator step, both with
+the same z and the batch's category labels, Adam(1e-4, beta_1 0.5, beta_2 0.99) each
+(docs/reproduction.md §4). z is drawn with stateless random ops keyed on the step, so a resumed
+run draws the same noise. At every checkpoint the task writes, to TensorBoard, a grid of
+samples per category at a fixed z.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from dvbpr_tf import config as config_lib
+from dvbpr_tf.core import distribution
+from dvbpr_tf.core import errors
+from dvbpr_tf.data import catalog as catalog_lib
+from dvbpr_tf.data import input_pipeline
+from dvbpr_tf.models import gan
+from dvbpr_tf.models import losses
+from dvbpr_tf.training import trainer
+
+
+def steps_per_epoch(catalog: catalog_lib.Catalog, config: config_lib.GanTrainConfig) -> int:
+  """The authors' GAN epoch: items // batch size."""
+  return trainer.steps_per_epoch(catalog.num_items, config.batch_size, config.steps_per_epoch)
+
+
+def build_networks(catalog: catalog_lib.Catalog, config: config_lib.GanTrainConfig
+                   ) -> tuple[gan.Generator, gan.Discriminator]:
+  """The generator and discriminator for this catalog's categories, their initial weights
+  drawn from the config's seed."""
+  network = dataclasses.replace(config.network, num_categories=catalog.num_categories)
+  keras.utils.set_random_seed(config.seed)
+  generator = gan.Generator(network, seed=config.seed, name="generator").build_for_input()
+  discriminator = gan.Discriminator(network, seed=config.seed + 1,
+                                    name="discriminator").build_for_input()
+  return generator, discriminator
+
+
+class GanTask:
+  """Trains a category-conditional LSGAN on a catalog's images (eq. 7)."""
+
+  metric_names = ("d_loss", "g_loss", "d_real", "d_fake")
+  example_unit = "images"
+
+  def __init__(self, catalog: catalog_lib.Catalog, config: config_lib.GanTrainConfig):
+    if catalog.num_items < config.batch_size:
+      raise errors.ConfigError(
+          f"the catalog has {catalog.num_items} items, fewer than one batch "
+          f"(--batch_size={config.batch_size})")
+    self.catalog, self.config = catalog, config
+    self.generator, self.discriminator = build_networks(catalog, config)
+    self.network = network = self.generator.config
+    adam = lambda: distribution.loss_scaling(keras.optimizers.Adam(
+        config.learning_rate, beta_1=config.beta_1, beta_2=config.beta_2))
+    self.g_optimizer, self.d_optimizer = adam(), adam()
+    self.g_optimizer.build(self.generator.trainable_variables)
+    self.d_optimizer.build(self.discriminator.trainable_variables)
+    self.table = input_pipeline.ImageTable(catalog.jpegs, network.image_size,
+                                           cache_decoded=config.cache_decoded)
+    self.examples_per_step = config.batch_size
+    self.steps_per_epoch = steps_per_epoch(catalog, config)
+    # The fixed z of the sample grids: the same noise for every category.
+    count = config.samples_per_category
+    z = gan.sample_latent(network, count, seed=config.seed + 7919)
+    self.grid_z = tf.tile(z, [network.num_categories, 1])
+    self.grid_categories = tf.repeat(tf.range(network.num_categories, dtype=tf.int64), count)
+    self._generate = tf.function(
+        lambda z, c: self.generator(z, tf.one_hot(c, network.num_categories), training=False),
+        reduce_retracing=True)
+
+  def trackables(self):
+    return {"generator": self.generator, "discriminator": self.discriminator,
+            "g_optimizer": self.g_optimizer, "d_optimizer": self.d_optimizer}
+
+  def dataset(self, start_step: int,
+              shard: distribution.Shard | None = None) -> tf.data.Dataset:
+    # Position in the data's own epochs (num_items // batch batches each), which can differ
+    # from the trainer's epoch when steps_per_epoch is overridden.
+    epoch, offset = divmod(start_step, self.catalog.num_items // self.config.batch_size)
+    return input_pipeline.gan_dataset(self.table, self.catalog.item_category,
+                                      self.network.num_categories, self.config.batch_size,
+                                      seed=self.config.seed, epoch_start=epoch,
+                                      skip_batches=offset, shard=shard)
+
+  def train_step(self, batch):
+    """One D step then one G step on a batch (one replica's rows of the global batch under a
+    distribution strategy: each returns its share of the batch means, see distribution)."""
+    images, labels = batch["image"], batch["label"]
+    step = self.d_optimizer.iterations
+    # The global batch's z, keyed on the step; each replica takes its rows.
+    z = distribution.replica_rows(gan.sample_latent(
+        self.network, self.config.batch_size,
+        seed=tf.stack([tf.constant(self.config.seed, tf.int64), tf.cast(step, tf.int64)])))
+    share = distribution.replica_share
+    with tf.GradientTape() as tape:
+      fake = self.generator(z, labels, training=True)
+      d_real = tf.cast(self.discriminator(images, labels, training=True), tf.float32)
+      d_fake = tf.cast(self.discriminator(fake, labels, training=True), tf.float32)
+      d_loss = share(losses.lsgan_discriminator_loss(d_real, d_fake))
+      scaled = self.d_optimizer.scale_loss(d_loss)
+    distribution.apply_gradients(self.d_optimizer, tape, scaled,
+                                 self.discriminator.trainable_variables)
+    with tf.GradientTape() as tape:
+      fake = self.generator(z, labels, training=True)
+      g_loss = share(losses.lsgan_generator_loss(
+          tf.cast(self.discriminator(fake, labels, training=True), tf.float32)))
+      scaled = self.g_optimizer.scale_loss(g_loss)
+    distribution.apply_gradients(self.g_optimizer, tape, scaled,
+                                 self.generator.trainable_variables)
+    return {"d_loss": d_loss, "g_loss": g_loss, "d_real": share(tf.reduce_mean(d_real)),
+            "d_fake": share(tf.reduce_mean(d_fake))}
+
+  def evaluate(self):
+    return {}
+
+  def learning_rate(self) -> float:
+    return float(keras.ops.convert_to_numpy(self.g_optimizer.learning_rate))
+
+  def sample_grid(self) -> np.ndarray:
+    """uint8 [num_categories * samples_per_category, S, S, 3]: rows of categories."""
+    images = self._generate(self.grid_z, self.grid_categories)
+    return input_pipeline.to_uint8(images)
+
+  def write_summaries(self, step: int) -> None:
+    grid = tile(self.sample_grid(), self.config.samples_per_category)
+    tf.summary.image("samples/grid (rows: categories)", grid[None], step=step)
+
+
+def tile(images: np.ndarray, columns: int, pad: int = 2) -> np.ndarray:
+  """[N, S, S, 3] -> one image of rows of `columns` images, white padding between."""
+  n, size = len(images), images.shape[1]
+  rows = -(-n // columns)
+  out = np.full((rows * (size + pad) + pad, columns * (size + pad) + pad, 3), 255, np.uint8)
+  for k, image in enumerate(images):
+    r, c = divmod(k, columns)
+    out[pad + r * (size + pad):pad + r * (size + pad) + size,
+        pad + c * (size + pad):pad + c * (size + pad) + size] = image
+  return out

@@ -1,0 +1,75 @@
+"""Training of the recommenders that learn from (u, i, j) index triplets alone or with fixed
+item features (BPR-MF, WARP, FM, VBPR): `BprTask` with no images in the input pipeline, and
+`train_pairwise`, one grid point trained to its best-validation record.
+
+A model trained by this task is a `baselines.bpr_mf.BprModel` (or any Keras model with
+`metric_names`, `loss_terms(batch, training)` on a batch dict of int64 [B] `user`, `pos`,
+`neg`, and `score_rows(users)`: [B, num_items] scores x_ui of the given users over every
+item). The `Trainer` runs it; `Evaluator` scores it exactly as DVBPR.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from dvbpr_tf import config as config_lib
+from dvbpr_tf.baselines import recommenders
+from dvbpr_tf.core import distribution
+from dvbpr_tf.core import workdir as workdir_lib
+from dvbpr_tf.data import catalog as catalog_lib
+from dvbpr_tf.data import sampler as sampler_lib
+from dvbpr_tf.evaluation import evaluator as evaluator_lib
+from dvbpr_tf.training import bpr_task
+from dvbpr_tf.training import trainer as trainer_lib
+
+
+class PairwiseTask(bpr_task.BprTask):
+  """Adam on a pairwise model's loss over the sampler's triplets."""
+
+  def __init__(self, model: keras.Model, catalog: catalog_lib.Catalog, *, batch_size: int,
+               learning_rate: float, seed: int = 0,
+               sampled_negatives: int = evaluator_lib.SAMPLED_NEGATIVES,
+               sampler: sampler_lib.TripletSampler | None = None,
+               evaluator: evaluator_lib.Evaluator | None = None):
+    super().__init__(model, catalog, batch_size=batch_size,
+                     optimizer=config_lib.OptimizerConfig(learning_rate=learning_rate),
+                     sampler=sampler or bpr_task.default_sampler(catalog, seed))
+    self.evaluator = evaluator or evaluator_lib.Evaluator(catalog, sampled_negatives,
+                                                          seed=seed)
+    self._score_rows = tf.function(model.score_rows, reduce_retracing=True)
+
+  def dataset(self, start_step: int,
+              shard: distribution.Shard | None = None) -> tf.data.Dataset:
+    return self.sampler.dataset(self.batch_size, start=start_step,
+                                shard=shard).prefetch(tf.data.AUTOTUNE)
+
+  def score_rows(self, users: np.ndarray) -> np.ndarray:
+    return self._score_rows(tf.constant(users, tf.int64)).numpy()
+
+  def evaluate(self):
+    return self.evaluator.evaluate_scores(self.score_rows)
+
+
+def train_pairwise(method: str, catalog: catalog_lib.Catalog, item_features,
+                   baseline: config_lib.BaselineConfig, dim: int, reg: float,
+                   workdir: workdir_lib.Workdir, seed: int, strategy=None) -> dict:
+  """Trains one grid point (K = `dim`, `reg`) of a pairwise model in `workdir` (resuming from
+  its checkpoints; under `strategy`, if given); returns its best-validation record: the
+  evaluator's figures and `best_epoch`."""
+  with distribution.scope(strategy):
+    model, sampler = recommenders.build_pairwise(
+        method, catalog, item_features, dim=dim, reg=reg, seed=seed,
+        max_sampled=baseline.warp_max_sampled)
+    task = PairwiseTask(model, catalog, batch_size=baseline.batch_size,
+                        learning_rate=baseline.learning_rate, seed=seed, sampler=sampler,
+                        sampled_negatives=baseline.sampled_negatives)
+  steps = trainer_lib.steps_per_epoch(len(catalog.interactions("train")[0]),
+                                      baseline.batch_size, baseline.steps_per_epoch)
+  loop = trainer_lib.LoopConfig(epochs=baseline.epochs, steps_per_epoch=steps,
+                                steps_per_loop=min(baseline.steps_per_loop, steps))
+  summary = trainer_lib.Trainer(task, loop, workdir, strategy=strategy).run()
+  best = summary["best"] or {}
+  keys = evaluator_lib.record_keys(baseline.sampled_negatives)
+  return {k: best.get(k) for k in keys} | {"best_epoch": best.get("epoch")}

@@ -1,0 +1,304 @@
+"""One training-loop skeleton for every model of the project (DVBPR, baselines, the GAN).
+
+A task owns the model, its inputs and its step; the `Trainer` owns the loop:
+
+- a `tf.function` that runs `steps_per_loop` steps per call (`for _ in tf.range(n)`), with a
+  `run_eagerly` switch for debugging;
+- checkpoints (`tf.train.CheckpointManager`: the task's trackables and the step), written at
+  every epoch end and every `checkpoint_every_steps`; a rerun in the same work dir resumes
+  from the latest one;
+- evaluation at each epoch end, and a second manager that keeps the checkpoint with the best
+  validation metric (the paper reports the model with the best validation AUC);
+- TensorBoard scalars, buffered in memory and written right after each checkpoint, so the
+  event files never hold a step that a resumed run would log again;
+- progress lines through absl.logging: epoch, step, loss, examples/s, time left;
+- a stop with a clear message, before anything is saved, when a loss is NaN or infinite;
+- an optional `tf.distribute.Strategy` (distribution.py): the task's variables are made in
+  its scope by the caller, the trainer feeds each replica its rows of the global batch, runs
+  the step on every replica and SUM-reduces the replicas' shares of the losses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from typing import Mapping, Protocol
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from dvbpr_tf.core import distribution
+from dvbpr_tf.core import errors
+from dvbpr_tf.core import files
+from dvbpr_tf.core import workdir as workdir_lib
+
+
+class TrainingDivergedError(errors.UserError):
+  """A loss became NaN or infinite."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopConfig:
+  """Attributes:
+    epochs: number of epochs.
+    steps_per_epoch: steps in one epoch.
+    steps_per_loop: steps per call of the compiled loop (and per progress line).
+    checkpoint_every_steps: extra checkpoints inside an epoch (0: only at epoch ends).
+    keep_checkpoints: how many latest checkpoints to keep.
+    best_metric: the evaluation key that selects the best checkpoint ('' for none).
+    run_eagerly: run the step without tf.function (debugging).
+  """
+
+  epochs: int
+  steps_per_epoch: int
+  steps_per_loop: int = 50
+  checkpoint_every_steps: int = 0
+  keep_checkpoints: int = 2
+  best_metric: str = "auc_valid"
+  run_eagerly: bool = False
+
+  def __post_init__(self):
+    for name in ("epochs", "steps_per_epoch", "steps_per_loop"):
+      if getattr(self, name) < 1:
+        raise errors.ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+  @property
+  def total_steps(self) -> int:
+    return self.epochs * self.steps_per_epoch
+
+
+def steps_per_epoch(num_examples: int, batch_size: int, override: int = 0) -> int:
+  """The authors' epoch: `num_examples // batch_size` steps (at least 1), or `override` when
+  it is > 0."""
+  if override > 0:
+    return int(override)
+  return max(1, int(num_examples) // int(batch_size))
+
+
+def restore_model(workdir: workdir_lib.Workdir, which: str = "best", **objects) -> str:
+  """Restores `objects` (the task's trackables by the names it checkpoints them under: a
+  DVBPR's `model`, a GAN's `generator` and `discriminator`) from a work dir's `which`
+  checkpoint (`best`, falling back to `latest` for runs that keep no best), reading only
+  those objects: no optimizer, sampler or input pipeline is built. Returns the checkpoint's
+  path.
+
+  Raises:
+    errors.UserError: the work dir holds no such checkpoint.
+  """
+  if which not in ("best", "latest"):
+    raise ValueError(f"which must be 'best' or 'latest', got {which!r}")
+  path = None
+  for name in (which, "latest"):
+    path = path or tf.train.latest_checkpoint(str(workdir.checkpoints / name))
+  if not path:
+    raise errors.UserError(f"no checkpoint in {workdir.checkpoints}: train the model there "
+                           "first")
+  tf.train.Checkpoint(**objects).read(path).assert_existing_objects_matched().expect_partial()
+  logging.info("restored %s from %s", ", ".join(objects), path)
+  return path
+
+
+class Task(Protocol):
+  """What the trainer needs from a model."""
+
+  metric_names: tuple[str, ...]  # Scalars `train_step` returns; the first is the total loss.
+  examples_per_step: int
+  example_unit: str  # e.g. "pairs" or "images"
+
+  def trackables(self) -> Mapping[str, tf.Module]: ...
+  # The batches from step `start_step`; with a shard, that input pipeline's per-replica rows
+  # of each global batch (distribution.split_batches).
+  def dataset(self, start_step: int, shard: distribution.Shard | None = None
+              ) -> tf.data.Dataset: ...
+  # One step; under a strategy it runs on every replica, and each value it returns is the
+  # replica's share: the SUM over replicas is the global batch's value.
+  def train_step(self, batch) -> Mapping[str, tf.Tensor]: ...
+  def evaluate(self) -> Mapping[str, float]: ...
+  def learning_rate(self) -> float: ...
+  # Optional: `write_summaries(step)`, called inside the summary writer at every checkpoint.
+
+
+class Trainer:
+  """Runs a task's training to the end, resuming from the work dir's checkpoints."""
+
+  def __init__(self, task: Task, config: LoopConfig, workdir: workdir_lib.Workdir,
+               strategy: tf.distribute.Strategy | None = None):
+    self.task, self.config, self.work = task, config, workdir
+    self.strategy = strategy
+    distribution.check_global_batch(task.examples_per_step, strategy)
+    with distribution.scope(strategy):
+      self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+    self.checkpoint = tf.train.Checkpoint(step=self.step, **task.trackables())
+    self.latest = tf.train.CheckpointManager(
+        self.checkpoint, str(workdir.checkpoints / "latest"), config.keep_checkpoints,
+        checkpoint_name="ckpt")
+    self.best = tf.train.CheckpointManager(
+        self.checkpoint, str(workdir.checkpoints / "best"), 1, checkpoint_name="ckpt")
+    self.history_path = workdir.checkpoints / "history.json"
+    self.history: list[dict] = []
+    self._buffer: list[tuple[int, str, float]] = []
+    self._writer = None
+    self.last_metrics: dict[str, float] = {}  # Means over the last compiled loop.
+
+  # --- state -----------------------------------------------------------------------------
+
+  def restore(self) -> int:
+    """Restores the latest checkpoint if any; returns the step to continue from."""
+    path = self.latest.latest_checkpoint
+    if path:
+      self.checkpoint.restore(path).assert_existing_objects_matched()
+      if self.history_path.exists():
+        saved = json.loads(self.history_path.read_text())
+        self.history = [h for h in saved if h["step"] <= int(self.step.numpy())]
+      logging.info("resumed from %s at step %d", path, int(self.step.numpy()))
+    return int(self.step.numpy())
+
+  def restore_best(self) -> dict | None:
+    """Loads the best checkpoint's weights; returns its evaluation record."""
+    if not self.best.latest_checkpoint:
+      return None
+    self.checkpoint.restore(self.best.latest_checkpoint).assert_existing_objects_matched()
+    return self.best_record()
+
+  def best_record(self) -> dict | None:
+    metric = self.config.best_metric
+    scored = [h for h in self.history if metric and _finite(h.get(metric))]
+    return max(scored, key=lambda h: h[metric]) if scored else (
+        self.history[-1] if self.history else None)
+
+  # --- loop ------------------------------------------------------------------------------
+
+  def _compiled_loop(self):
+    task, step, strategy = self.task, self.step, self.strategy
+
+    def one_step(batch):
+      if strategy is None:
+        return task.train_step(batch)
+      shares = strategy.run(task.train_step, args=(batch,))
+      return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, shares[k], axis=None)
+              for k in task.metric_names}
+
+    def loop(iterator, num_steps):
+      totals = {name: tf.constant(0.0) for name in task.metric_names}
+      for _ in tf.range(num_steps):
+        values = one_step(next(iterator))
+        totals = {k: totals[k] + tf.cast(values[k], tf.float32) for k in totals}
+        step.assign_add(1)
+      return {k: v / tf.cast(num_steps, tf.float32) for k, v in totals.items()}
+
+    return loop if self.config.run_eagerly else tf.function(loop)
+
+  def run(self, until_step: int | None = None) -> dict:
+    """Trains to `total_steps` (or stops at `until_step`, after checkpointing there);
+    returns a summary (history, best record, rates, time)."""
+    config = self.config
+    last_step = config.total_steps if until_step is None else min(until_step,
+                                                                  config.total_steps)
+    self.work.make()
+    self._writer = tf.summary.create_file_writer(str(self.work.logs / "train"))
+    start_step = self.restore()
+    if start_step >= config.total_steps:
+      logging.info("training already complete (step %d of %d)", start_step, config.total_steps)
+    loop = self._compiled_loop()
+    iterator = iter(distribution.distribute_dataset(
+        self.strategy, lambda shard: self.task.dataset(start_step, shard)))
+    rates, started = [], time.time()
+    step = start_step
+    while step < last_step:
+      epoch_end = (step // config.steps_per_epoch + 1) * config.steps_per_epoch
+      num = min(config.steps_per_loop, epoch_end - step, last_step - step)
+      if config.checkpoint_every_steps:
+        num = min(num, config.checkpoint_every_steps - step % config.checkpoint_every_steps)
+      tick = time.time()
+      means = {k: float(v) for k, v in loop(iterator, tf.constant(num, tf.int64)).items()}
+      elapsed = time.time() - tick
+      step = int(self.step.numpy())
+      self.last_metrics = means
+      loss = means[self.task.metric_names[0]]
+      if not math.isfinite(loss):
+        raise TrainingDivergedError(
+            f"the training loss became {loss} in the {num} steps ending at step {step}; the "
+            f"last good checkpoint ({self.latest.latest_checkpoint or 'none'}) is kept. Lower "
+            "the learning rate or check the data.")
+      rate = num * self.task.examples_per_step / max(elapsed, 1e-9)
+      if step - num > start_step or len(rates) > 0:  # The first call includes tracing.
+        rates.append(rate)
+      self._log_progress(step, means, rate, rates)
+      for name, value in means.items():
+        self._buffer.append((step, f"train/{name}", value))
+      self._buffer.append((step, f"train/{self.task.example_unit}_per_second", rate))
+      self._buffer.append((step, "train/learning_rate", self.task.learning_rate()))
+      if step % config.steps_per_epoch == 0:
+        self._end_epoch(step)
+      elif (config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0
+            or step == last_step):
+        self._save(step)
+    self._writer.flush()
+    return {
+        "history": self.history,
+        "best": self.best_record(),
+        "steps": int(self.step.numpy()),
+        "train_rate_median": float(np.median(rates)) if rates else None,
+        "last_metrics": self.last_metrics,
+        "train_rate_unit": f"{self.task.example_unit}/s",
+        "train_seconds_this_session": time.time() - started,
+    }
+
+  def _end_epoch(self, step: int) -> None:
+    epoch = step // self.config.steps_per_epoch
+    tick = time.time()
+    record = {"epoch": epoch, "step": step,
+              **{k: float(v) for k, v in self.task.evaluate().items()},
+              "eval_seconds": time.time() - tick}
+    self.history.append(record)
+    metric = self.config.best_metric
+    best = self.best_record()
+    summary = " ".join(f"{k}={v:.4f}" for k, v in record.items()
+                       if k.startswith("auc") and _finite(v))
+    logging.info("epoch %d evaluated in %.1fs: %s", epoch, record["eval_seconds"], summary)
+    for key, value in record.items():
+      if key not in ("epoch", "step") and _finite(value):
+        self._buffer.append((step, f"eval/{key}", value))
+    if metric and best is record:
+      self.best.save(checkpoint_number=step)
+      logging.info("new best %s=%.4f at epoch %d", metric, record[metric], epoch)
+    self._save(step)
+
+  def _save(self, step: int) -> None:
+    # The history first: a kill between the two writes leaves records past the restored
+    # step, which `restore` drops; the other order would lose an epoch's evaluation.
+    files.write_json_atomic(self.history_path, self.history)
+    self.latest.save(checkpoint_number=step)
+    with self._writer.as_default():
+      for s, name, value in self._buffer:
+        tf.summary.scalar(name, value, step=s)
+      write_summaries = getattr(self.task, "write_summaries", None)
+      if write_summaries is not None:  # e.g. the GAN's sample grids, at checkpoint steps.
+        write_summaries(step)
+    self._writer.flush()
+    self._buffer.clear()
+
+  def _log_progress(self, step, means, rate, rates) -> None:
+    config = self.config
+    epoch = (step - 1) // config.steps_per_epoch + 1
+    typical = float(np.median(rates)) if rates else rate
+    steps_per_second = typical / self.task.examples_per_step
+    left = (config.total_steps - step) / max(steps_per_second, 1e-9)
+    terms = " ".join(f"{k}={v:.4g}" for k, v in means.items())
+    logging.info("epoch %d/%d step %d/%d %s | %.0f %s/s | %s left", epoch, config.epochs,
+                 step, config.total_steps, terms, rate, self.task.example_unit,
+                 _duration(left))
+
+
+def _finite(value) -> bool:
+  return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _duration(seconds: float) -> str:
+  seconds = int(max(0, seconds))
+  hours, rest = divmod(seconds, 3600)
+  minutes, secs = divmod(rest, 60)
+  return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
