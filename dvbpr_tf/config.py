@@ -3,11 +3,11 @@ tree (as Model Garden's experiment factory does).
 
     ExperimentConfig
       dataset, seed
-      dvbpr      DvbprConfig: tower (models/cnn_f.TowerConfig), pipeline
-                 (data/input_pipeline.PipelineConfig), optimizer, train, lambda_1, lambda_2
+      dvbpr      DvbprConfig: tower (models/TowerConfig), pipeline
+                 (data/PipelineConfig), optimizer, train, lambda_1, lambda_2
       baselines  BaselineConfig: the Table III grid and how each point trains
-      gan        GanTrainConfig: network (models/gan.GanConfig) and its training
-      design     DesignRunConfig: synthesis (design/designer.DesignConfig), tailoring,
+      gan        GanTrainConfig: network (models/GanConfig) and its training
+      design     DesignRunConfig: synthesis (design/DesignConfig), tailoring,
                  the trials of Table IV and of the eta sweep
 
 Presets (`preset(name)`):
@@ -33,12 +33,196 @@ from typing import Any, Mapping
 
 from dvbpr_tf.core import checks
 from dvbpr_tf.core import errors
-from dvbpr_tf.data import input_pipeline
-from dvbpr_tf.design import designer
-from dvbpr_tf.models import cnn_f
-from dvbpr_tf.models import gan
 
 EMBEDDED_DATASET = "fashion_mnist_shoppers"
+
+
+# --- The leaves: one model's or one stage's settings ------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class TowerConfig:
+  """Attributes:
+    embedding_dim: K, the size of Phi(image).
+    input_size: side of the square input image (224 in the paper).
+    width_multiplier: scales every conv filter count and fc width (1.0 = the table).
+    dropout: drop rate after fc6 and fc7 during training (0.5).
+  """
+
+  embedding_dim: int = 100
+  input_size: int = 224
+  width_multiplier: float = 1.0
+  dropout: float = 0.5
+
+  def __post_init__(self):
+    checks.integer("embedding_dim", self.embedding_dim, 1, 65_536)
+    checks.integer("input_size", self.input_size, 1, 4096)
+    checks.number("width_multiplier", self.width_multiplier, above=0)
+    checks.number("dropout", self.dropout, minimum=0, below=1)
+
+  def width(self, units: int) -> int:
+    return max(1, int(round(units * self.width_multiplier)))
+
+
+CACHE_MODES = ("auto", "always", "never")
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+  """How batches are produced.
+
+  Attributes:
+    image_size: side of the square images the model sees (224 for the paper's CNN-F).
+    batch_size: examples per batch.
+    cache_decoded: keep decoded pixels in memory: `auto` (when they fit under
+      `cache_limit_bytes`), `always` or `never`.
+    cache_limit_bytes: memory budget of the decoded cache.
+    num_parallel_calls: decoding parallelism (-1: tf.data's autotune).
+    prefetch: batches prepared ahead (-1: autotune).
+  """
+
+  image_size: int = 64
+  batch_size: int = 128
+  cache_decoded: str = "auto"
+  cache_limit_bytes: int = 4 * 2**30
+  num_parallel_calls: int = -1
+  prefetch: int = -1
+
+  def __post_init__(self):
+    checks.integer("image_size", self.image_size, 1, 4096)
+    checks.integer("batch_size", self.batch_size, 1, 1_000_000)
+    checks.one_of("cache_decoded", self.cache_decoded, CACHE_MODES)
+    checks.integer("cache_limit_bytes", self.cache_limit_bytes, 0)
+    checks.integer("num_parallel_calls", self.num_parallel_calls, -1)
+    checks.integer("prefetch", self.prefetch, -1)
+
+
+SUPPORTED_IMAGE_SIZES = (32, 64, 128)
+Z_DISTRIBUTIONS = ("normal", "uniform")
+
+
+@dataclasses.dataclass(frozen=True)
+class GanConfig:
+  """Attributes:
+    image_size: side of the square images, 32, 64 (the authors' code) or 128 (the paper).
+    z_dim: size of the noise vector z (256 in the authors' code, 100 in the paper).
+    z_distribution: 'normal' (N(0, 1), the authors' training code) or 'uniform' (U(-1, 1),
+      the paper's text).
+    num_categories: C, the size of the one-hot category vector (6 for Amazon Fashion).
+    width_multiplier: scales every filter count (1.0 = the authors' code).
+    bn_momentum: batch-norm moving-average decay (0.9).
+    bn_epsilon: batch-norm variance epsilon (1e-5).
+    leaky_slope: the leaky ReLU's negative slope (0.2).
+  """
+
+  image_size: int = 64
+  z_dim: int = 256
+  z_distribution: str = "normal"
+  num_categories: int = 6
+  width_multiplier: float = 1.0
+  bn_momentum: float = 0.9
+  bn_epsilon: float = 1e-5
+  leaky_slope: float = 0.2
+
+  def __post_init__(self):
+    checks.one_of("image_size", self.image_size, SUPPORTED_IMAGE_SIZES)
+    checks.integer("z_dim", self.z_dim, 1, 65_536)
+    checks.integer("num_categories", self.num_categories, 1, 1_000_000)
+    checks.one_of("z_distribution", self.z_distribution, Z_DISTRIBUTIONS)
+    checks.number("width_multiplier", self.width_multiplier, above=0)
+    checks.number("bn_momentum", self.bn_momentum, minimum=0, below=1)
+    checks.number("bn_epsilon", self.bn_epsilon, above=0)
+    checks.number("leaky_slope", self.leaky_slope, minimum=0)
+
+  def width(self, filters: int) -> int:
+    return max(1, int(round(filters * self.width_multiplier)))
+
+
+SELECTIONS = ("softmax", "top")
+
+
+@dataclasses.dataclass(frozen=True)
+class DesignConfig:
+  """Preference maximisation (eqs. 9-11).
+
+  Attributes:
+    num_starts: m, the random starts optimised together (64 in the paper).
+    steps: Adam steps (10 in the authors' PM script).
+    learning_rate: Adam's step size (0.05 in the authors' PM script).
+    eta: weight of the realism penalty (D_c - 1)^2 (1.0, the paper's choice).
+    top_k: images chosen among the m end points.
+    selection: 'softmax' (sampled by softmax of the objective, eq. 11) or 'top' (the k best).
+    seed: the starts and the softmax draws.
+  """
+
+  num_starts: int = 64
+  steps: int = 10
+  learning_rate: float = 0.05
+  eta: float = 1.0
+  top_k: int = 3
+  selection: str = "softmax"
+  seed: int = 0
+
+  def __post_init__(self):
+    checks.integer("num_starts", self.num_starts, 1)
+    checks.integer("steps", self.steps, 0)
+    checks.number("learning_rate", self.learning_rate, above=0)
+    checks.number("eta", self.eta, minimum=0)
+    checks.integer("top_k", self.top_k, 1)
+    if self.top_k > self.num_starts:
+      raise errors.ConfigError(
+          f"top_k ({self.top_k}) must be at most num_starts ({self.num_starts})")
+    checks.one_of("selection", self.selection, SELECTIONS)
+    checks.seed("seed", self.seed)
+
+
+@dataclasses.dataclass(frozen=True)
+class InversionConfig:
+  """Finding a query image's latent code (eq. 12).
+
+  Attributes:
+    steps: Adam steps.
+    learning_rate: Adam's step size.
+    num_starts: random starts optimised together; the best end point is kept.
+    seed: the starts.
+  """
+
+  steps: int = 200
+  learning_rate: float = 0.05
+  num_starts: int = 8
+  seed: int = 0
+
+  def __post_init__(self):
+    checks.integer("steps", self.steps, 0)
+    checks.number("learning_rate", self.learning_rate, above=0)
+    checks.integer("num_starts", self.num_starts, 1)
+    checks.seed("seed", self.seed)
+
+
+@dataclasses.dataclass(frozen=True)
+class TailorConfig:
+  """Tailoring (eq. 12, then eq. 10 from the query's code; the paper's Fig. 6).
+
+  Attributes:
+    inversion: how the query's code is found.
+    learning_rate: Adam's step size of the preference maximisation that follows.
+    eta: weight of the realism penalty in that maximisation.
+  The number of maximisation steps is the largest recorded step.
+  """
+
+  inversion: InversionConfig = InversionConfig()
+  learning_rate: float = 0.05
+  eta: float = 1.0
+
+  def __post_init__(self):
+    if not isinstance(self.inversion, InversionConfig):
+      raise errors.ConfigError(
+          f"inversion must be an InversionConfig, got {type(self.inversion).__name__}")
+    checks.number("learning_rate", self.learning_rate, above=0)
+    checks.number("eta", self.eta, minimum=0)
+
+
+# --- The parts and the tree ----------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,8 +286,8 @@ class DvbprConfig:
     seed: the initial weights, the dropout masks, the sampler and the evaluation's draws.
   """
 
-  tower: cnn_f.TowerConfig = cnn_f.TowerConfig()
-  pipeline: input_pipeline.PipelineConfig = input_pipeline.PipelineConfig(image_size=224)
+  tower: TowerConfig = TowerConfig()
+  pipeline: PipelineConfig = PipelineConfig(image_size=224)
   optimizer: OptimizerConfig = OptimizerConfig()
   train: TrainConfig = TrainConfig()
   weight_decay: float = 1e-3
@@ -187,7 +371,7 @@ class GanTrainConfig:
     seed: initial weights, z, shuffling.
   """
 
-  network: gan.GanConfig = gan.GanConfig()
+  network: GanConfig = GanConfig()
   batch_size: int = 16
   learning_rate: float = 1e-4
   beta_1: float = 0.5
@@ -209,7 +393,7 @@ class GanTrainConfig:
     checks.number("learning_rate", self.learning_rate, above=0)
     checks.number("beta_1", self.beta_1, minimum=0, below=1)
     checks.number("beta_2", self.beta_2, minimum=0, below=1)
-    checks.one_of("cache_decoded", self.cache_decoded, input_pipeline.CACHE_MODES)
+    checks.one_of("cache_decoded", self.cache_decoded, CACHE_MODES)
     checks.seed("seed", self.seed)
 
 
@@ -230,8 +414,8 @@ class DesignRunConfig:
       dataset's real images; not the Inception Score) or `inception:<weights file>`.
   """
 
-  synthesis: designer.DesignConfig = designer.DesignConfig()
-  tailoring: designer.TailorConfig = designer.TailorConfig()
+  synthesis: DesignConfig = DesignConfig()
+  tailoring: TailorConfig = TailorConfig()
   table4_trials: int = 1000
   eta_sweep_trials: int = 200
   etas: tuple[float, ...] = ETAS
@@ -285,7 +469,7 @@ def _authors() -> ExperimentConfig:
 def _paper() -> ExperimentConfig:
   return override(_authors(), {
       "dvbpr.tower.embedding_dim": 50,
-      "gan.network": gan.GanConfig(image_size=128, z_dim=100, z_distribution="uniform"),
+      "gan.network": GanConfig(image_size=128, z_dim=100, z_distribution="uniform"),
       "gan.batch_size": 64, "gan.epochs": 25})
 
 
@@ -304,12 +488,12 @@ def _demo() -> ExperimentConfig:
   return ExperimentConfig(
       dataset=f"{EMBEDDED_DATASET}/demo",
       dvbpr=DvbprConfig(
-          tower=cnn_f.TowerConfig(embedding_dim=100, input_size=64, width_multiplier=0.25),
-          pipeline=input_pipeline.PipelineConfig(image_size=64, batch_size=128),
+          tower=TowerConfig(embedding_dim=100, input_size=64, width_multiplier=0.25),
+          pipeline=PipelineConfig(image_size=64, batch_size=128),
           optimizer=OptimizerConfig(learning_rate=1e-3),
           train=TrainConfig(epochs=20, steps_per_loop=39, projector_items=2000)),
       baselines=BaselineConfig(regs=(0.001, 0.1, 10.0), dims=(10, 50), epochs=10),
-      gan=GanTrainConfig(network=gan.GanConfig(image_size=32, width_multiplier=0.5),
+      gan=GanTrainConfig(network=GanConfig(image_size=32, width_multiplier=0.5),
                          batch_size=32, learning_rate=2e-4, epochs=10, steps_per_loop=41,
                          sample_every_steps=410),
       design=DesignRunConfig(table4_trials=100, eta_sweep_trials=30))
@@ -319,14 +503,14 @@ def _smoke() -> ExperimentConfig:
   return ExperimentConfig(
       dataset=f"{EMBEDDED_DATASET}/tiny",
       dvbpr=DvbprConfig(
-          tower=cnn_f.TowerConfig(embedding_dim=10, input_size=32, width_multiplier=0.125),
-          pipeline=input_pipeline.PipelineConfig(image_size=32, batch_size=32),
+          tower=TowerConfig(embedding_dim=10, input_size=32, width_multiplier=0.125),
+          pipeline=PipelineConfig(image_size=32, batch_size=32),
           optimizer=OptimizerConfig(learning_rate=1e-3),
           train=TrainConfig(epochs=2, steps_per_epoch=4, steps_per_loop=2, eval_batch_size=64,
                             projector_items=64)),
       baselines=BaselineConfig(regs=(0.01,), dims=(10,), batch_size=32, epochs=2,
                                steps_per_epoch=5, steps_per_loop=5),
-      gan=GanTrainConfig(network=gan.GanConfig(image_size=32, width_multiplier=0.125),
+      gan=GanTrainConfig(network=GanConfig(image_size=32, width_multiplier=0.125),
                          batch_size=8, epochs=1, steps_per_epoch=4, steps_per_loop=2,
                          sample_every_steps=4, samples_per_category=4),
       design=DesignRunConfig(table4_trials=3, eta_sweep_trials=2))

@@ -21,7 +21,7 @@ class RunSpec:
   """The flags every experiment takes, resolved.
 
   `strategy`, `mixed_precision` and `virtual_cpus` say where training runs (see
-  dvbpr_tf/distribution.py). In a multi-worker cluster every worker runs the same command;
+  dvbpr_tf/core/distribution.py). In a multi-worker cluster every worker runs the same command;
   the chief writes the work dir, any other worker writes its own copies (checkpoints are
   collective operations) under `<workdir>/workers/<id>/`.
   """

@@ -13,8 +13,6 @@ import time
 
 from absl import logging
 import numpy as np
-from PIL import Image
-from PIL import ImageDraw
 import tensorflow as tf
 
 from dvbpr_tf import config as config_lib
@@ -22,6 +20,7 @@ from dvbpr_tf.core import files
 from dvbpr_tf.data import input_pipeline
 from dvbpr_tf.design import designer as design_lib
 from dvbpr_tf.evaluation import image_metrics
+from dvbpr_tf.reporting import charts
 from dvbpr_tf.reporting import html_report
 from dvbpr_tf.reporting import sections
 from experiments import common
@@ -98,28 +97,15 @@ def trend(curves) -> dict:
   return out
 
 
-def plot(curves, quality_name: str, width: int = 300, height: int = 180) -> np.ndarray:
-  """Three small line charts (preference, quality, diversity against log eta)."""
-  canvas = Image.new("RGB", (3 * (width + 20) + 20, height + 60), (255, 255, 255))
-  draw = ImageDraw.Draw(canvas)
-  xs = np.log10(np.asarray([max(c["eta"], 1e-2) for c in curves]))
-  for k, metric in enumerate(METRICS):
-    ys = np.asarray([c[f"{metric}_mean"] for c in curves])
-    left, top = 20 + k * (width + 20), 30
-    draw.rectangle([left, top, left + width, top + height], outline=(0, 0, 0))
-    draw.text((left, 8), metric if metric != "quality" else "quality (classifier score)",
-              fill=(0, 0, 0))
-    span_x = (xs.max() - xs.min()) or 1.0
-    span_y = (ys.max() - ys.min()) or 1.0
-    points = [(left + 10 + (x - xs.min()) / span_x * (width - 20),
-               top + height - 10 - (y - ys.min()) / span_y * (height - 20))
-              for x, y in zip(xs, ys)]
-    draw.line(points, fill=(30, 90, 200), width=2)
-    for (px, py), c in zip(points, curves):
-      draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=(30, 90, 200))
-      draw.text((px - 8, top + height + 4), f"{c['eta']:g}", fill=(0, 0, 0))
-    draw.text((left + 4, top + 2), f"{ys.max():.3f}", fill=(90, 90, 90))
-    draw.text((left + 4, top + height - 12), f"{ys.min():.3f}", fill=(90, 90, 90))
-  draw.text((20, height + 44), f"x: eta (log scale). quality: {quality_name}"[:150],
-            fill=(0, 0, 0))
-  return np.asarray(canvas)
+def plot(curves, quality_name: str) -> np.ndarray:
+  """Three line charts side by side: preference, quality (`quality_name`, shortened in the
+  title) and diversity against log10 eta (eta = 0 drawn at 0.01)."""
+  log_eta = [float(np.log10(max(c["eta"], 1e-2))) for c in curves]
+  titles = {"preference": "preference", "quality": f"quality ({quality_name.split(' (')[0]})",
+            "diversity": "diversity (1 - mean SSIM)"}
+  panels = [charts.line_chart({titles[metric]: (log_eta, [c[f"{metric}_mean"] for c in curves])},
+                              title=titles[metric], x_label="log10 eta",
+                              y_label=metric,
+                              width=380, height=320)
+            for metric in METRICS]
+  return np.concatenate(panels, axis=1)

@@ -263,10 +263,12 @@ def _spec(tree):
 def _request():
   """What design and tailoring were asked for (ids checked against the data later)."""
   from dvbpr_tf.core import checks  # pylint: disable=g-import-not-at-top
-  from experiments import design  # pylint: disable=g-import-not-at-top
   for name in ("user", "item"):
     if getattr(FLAGS, name) is not None:
       checks.integer(f"--{name}", getattr(FLAGS, name), 0)
+  if FLAGS.experiment not in ("design", "tailoring", "table4", "eta_sweep"):
+    return None
+  from experiments import design  # pylint: disable=g-import-not-at-top
   return design.DesignRequest(
       user=FLAGS.user, category=FLAGS.category, item=FLAGS.item, image=FLAGS.image,
       dvbpr_workdir=FLAGS.dvbpr_workdir, gan_workdir=FLAGS.gan_workdir)

@@ -11,7 +11,7 @@ REPO = import_graph.REPO
 # builders' package dvbpr_tf_datasets). Each __init__ docstring says the same in words.
 ALLOWED = {
     "core": {"datasets"},
-    "data": {"core", "datasets"},
+    "data": {"core", "config", "datasets"},
     "models": {"core", "config"},
     "baselines": {"core", "data", "models"},
     "features": {"core", "data"},
@@ -19,7 +19,7 @@ ALLOWED = {
     "serving": {"core", "data", "models"},
     "evaluation": {"core", "data", "features", "datasets"},
     "reporting": {"core", "datasets"},
-    "config": {"core", "data", "models", "design"},
+    "config": {"core"},
     "training": {"core", "config", "data", "models", "baselines", "evaluation"},
 }
 
@@ -84,3 +84,14 @@ def test_the_cited_docs_are_in_the_repository_and_no_history_in_code():
       if re.search(r"\b(issue|session) \d+\b", text, re.I):
         problems.append(f"{path}: project history in a comment")
   assert problems == []
+
+
+def test_the_configuration_tree_imports_no_tensorflow():
+  """The command line checks every flag against the tree before TensorFlow loads."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  done = subprocess.run(
+      [sys.executable, "-c", "import sys, dvbpr_tf.config as c; c.preset('demo'); "
+       "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"],
+      capture_output=True, text=True, timeout=60, cwd=REPO, check=True)
+  assert done.stdout.strip() == "[]", done.stdout

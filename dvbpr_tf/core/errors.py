@@ -5,7 +5,7 @@ a traceback; anything else is a bug and keeps its traceback.
 
 A failed write (no permission, a full disk, a read-only file system, a path through a file)
 is the user's to fix too: `WriteError` says which path and why. The project's own writes
-(`workdir.py`) raise it directly; TensorFlow's writes (checkpoints, event files, SavedModels)
+(`core/files.py`) raise it directly; TensorFlow's writes (checkpoints, event files, SavedModels)
 raise `tf.errors.OpError`s, which `write_failure` recognises by their operating-system
 reason.
 """

@@ -8,50 +8,20 @@ CPU does not decode the same JPEG every epoch.
 
 from __future__ import annotations
 
-import dataclasses
 
 from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from dvbpr_tf import config as config_lib
 from dvbpr_tf.core import distribution
-from dvbpr_tf.core import checks
 from dvbpr_tf.data import sampler as sampler_lib
 
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-CACHE_MODES = ("auto", "always", "never")
-
-
-@dataclasses.dataclass(frozen=True)
-class PipelineConfig:
-  """How batches are produced.
-
-  Attributes:
-    image_size: side of the square images the model sees (224 for the paper's CNN-F).
-    batch_size: examples per batch.
-    cache_decoded: keep decoded pixels in memory: `auto` (when they fit under
-      `cache_limit_bytes`), `always` or `never`.
-    cache_limit_bytes: memory budget of the decoded cache.
-    num_parallel_calls: decoding parallelism (-1: tf.data's autotune).
-    prefetch: batches prepared ahead (-1: autotune).
-  """
-
-  image_size: int = 64
-  batch_size: int = 128
-  cache_decoded: str = "auto"
-  cache_limit_bytes: int = 4 * 2**30
-  num_parallel_calls: int = -1
-  prefetch: int = -1
-
-  def __post_init__(self):
-    checks.integer("image_size", self.image_size, 1, 4096)
-    checks.integer("batch_size", self.batch_size, 1, 1_000_000)
-    checks.one_of("cache_decoded", self.cache_decoded, CACHE_MODES)
-    checks.integer("cache_limit_bytes", self.cache_limit_bytes, 0)
-    checks.integer("num_parallel_calls", self.num_parallel_calls, -1)
-    checks.integer("prefetch", self.prefetch, -1)
+PipelineConfig = config_lib.PipelineConfig  # The input's part of the configuration tree.
+CACHE_MODES = config_lib.CACHE_MODES
 
 
 def scale_images(images: tf.Tensor) -> tf.Tensor:

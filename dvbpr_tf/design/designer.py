@@ -50,13 +50,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from dvbpr_tf import config as config_lib
 from dvbpr_tf.core import checks
 from dvbpr_tf.core import errors
 from dvbpr_tf.data import input_pipeline
 from dvbpr_tf.models import dvbpr as dvbpr_lib
 from dvbpr_tf.models import gan
 
-SELECTIONS = ("softmax", "top")
 ATANH_CLIP = 1e-6  # z is clipped to (-1 + 1e-6, 1 - 1e-6) before atanh.
 ADAM_EPSILON = 1e-8  # TF1's AdamOptimizer default (the authors' script); Keras's is 1e-7.
 
@@ -64,85 +64,9 @@ ADAM_EPSILON = 1e-8  # TF1's AdamOptimizer default (the authors' script); Keras'
 # --- Configs -----------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class DesignConfig:
-  """Preference maximisation (eqs. 9-11).
-
-  Attributes:
-    num_starts: m, the random starts optimised together (64 in the paper).
-    steps: Adam steps (10 in the authors' PM script).
-    learning_rate: Adam's step size (0.05 in the authors' PM script).
-    eta: weight of the realism penalty (D_c - 1)^2 (1.0, the paper's choice).
-    top_k: images chosen among the m end points.
-    selection: 'softmax' (sampled by softmax of the objective, eq. 11) or 'top' (the k best).
-    seed: the starts and the softmax draws.
-  """
-
-  num_starts: int = 64
-  steps: int = 10
-  learning_rate: float = 0.05
-  eta: float = 1.0
-  top_k: int = 3
-  selection: str = "softmax"
-  seed: int = 0
-
-  def __post_init__(self):
-    checks.integer("num_starts", self.num_starts, 1)
-    checks.integer("steps", self.steps, 0)
-    checks.number("learning_rate", self.learning_rate, above=0)
-    checks.number("eta", self.eta, minimum=0)
-    checks.integer("top_k", self.top_k, 1)
-    if self.top_k > self.num_starts:
-      raise errors.ConfigError(
-          f"top_k ({self.top_k}) must be at most num_starts ({self.num_starts})")
-    checks.one_of("selection", self.selection, SELECTIONS)
-    checks.seed("seed", self.seed)
-
-
-@dataclasses.dataclass(frozen=True)
-class InversionConfig:
-  """Finding a query image's latent code (eq. 12).
-
-  Attributes:
-    steps: Adam steps.
-    learning_rate: Adam's step size.
-    num_starts: random starts optimised together; the best end point is kept.
-    seed: the starts.
-  """
-
-  steps: int = 200
-  learning_rate: float = 0.05
-  num_starts: int = 8
-  seed: int = 0
-
-  def __post_init__(self):
-    checks.integer("steps", self.steps, 0)
-    checks.number("learning_rate", self.learning_rate, above=0)
-    checks.integer("num_starts", self.num_starts, 1)
-    checks.seed("seed", self.seed)
-
-
-@dataclasses.dataclass(frozen=True)
-class TailorConfig:
-  """Tailoring (eq. 12, then eq. 10 from the query's code; the paper's Fig. 6).
-
-  Attributes:
-    inversion: how the query's code is found.
-    learning_rate: Adam's step size of the preference maximisation that follows.
-    eta: weight of the realism penalty in that maximisation.
-  The number of maximisation steps is the largest recorded step.
-  """
-
-  inversion: InversionConfig = InversionConfig()
-  learning_rate: float = 0.05
-  eta: float = 1.0
-
-  def __post_init__(self):
-    if not isinstance(self.inversion, InversionConfig):
-      raise errors.ConfigError(
-          f"inversion must be an InversionConfig, got {type(self.inversion).__name__}")
-    checks.number("learning_rate", self.learning_rate, above=0)
-    checks.number("eta", self.eta, minimum=0)
+DesignConfig = config_lib.DesignConfig  # Parts of the configuration tree.
+InversionConfig = config_lib.InversionConfig
+TailorConfig = config_lib.TailorConfig
 
 
 # --- Results -----------------------------------------------------------------------------

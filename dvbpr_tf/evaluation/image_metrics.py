@@ -51,6 +51,7 @@ from skimage import metrics as skimage_metrics
 import tensorflow as tf
 
 from dvbpr_tf.core import cache
+from dvbpr_tf.core import checks
 from dvbpr_tf.core import errors
 from dvbpr_tf.core import files
 from dvbpr_tf.data import catalog as catalog_lib
@@ -267,8 +268,7 @@ class InceptionScorer(_LogitsScorer):
   name = "inception_score"
 
   def __init__(self, weights_path: str | os.PathLike, batch_size: int = 32):
-    if batch_size < 1:
-      raise errors.ConfigError(f"batch_size must be positive, not {batch_size}")
+    checks.integer("batch_size", batch_size, 1)
     self.weights_path = str(weights_path or "")
     self.batch_size = batch_size
     if not self.weights_path or not os.path.isfile(self.weights_path):
@@ -376,8 +376,7 @@ class CategoryClassifierScorer(_LogitsScorer):
                config: features_lib.CategoryCnnFeatures | None = None,
                cache_dir: str | os.PathLike | None = None, retrain: bool = False,
                batch_size: int = 256):
-    if batch_size < 1:
-      raise errors.ConfigError(f"batch_size must be positive, not {batch_size}")
+    checks.integer("batch_size", batch_size, 1)
     self.config = config or features_lib.CategoryCnnFeatures()
     self.dataset = catalog.name
     self.batch_size = batch_size

@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from dvbpr_tf.core import cache
+from dvbpr_tf.core import checks
 from dvbpr_tf.core import errors
 from dvbpr_tf.core import files
 from dvbpr_tf.data import catalog as catalog_lib
@@ -478,15 +479,12 @@ class CategoryCnnFeatures:
   seed: int = 0
 
   def __post_init__(self):
-    if min(self.image_size, self.width, self.feature_dim, self.epochs, self.batch_size) < 1:
-      raise errors.ConfigError(
-          "image_size, width, feature_dim, epochs and batch_size must be positive")
-    if not 0 <= self.holdout_fraction < 1 or not 0 <= self.dropout < 1:
-      raise errors.ConfigError(
-          f"holdout_fraction and dropout must be in [0, 1) (got {self.holdout_fraction}, "
-          f"{self.dropout})")
-    if self.learning_rate <= 0:
-      raise errors.ConfigError(f"learning_rate must be positive, not {self.learning_rate}")
+    for name in ("image_size", "width", "feature_dim", "epochs", "batch_size"):
+      checks.integer(name, getattr(self, name), 1)
+    checks.number("holdout_fraction", self.holdout_fraction, minimum=0, below=1)
+    checks.number("dropout", self.dropout, minimum=0, below=1)
+    checks.number("learning_rate", self.learning_rate, above=0)
+    checks.seed("seed", self.seed)
 
   @property
   def key(self) -> str:

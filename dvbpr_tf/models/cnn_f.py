@@ -23,7 +23,7 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-from dvbpr_tf.core import checks
+from dvbpr_tf import config as config_lib
 
 CONV_LAYERS = (  # (name, filters, kernel, stride, pool after)
     ("conv1", 64, 11, 4, True),
@@ -33,30 +33,7 @@ CONV_LAYERS = (  # (name, filters, kernel, stride, pool after)
     ("conv5", 256, 3, 1, True),
 )
 FC_UNITS = 4096
-
-
-@dataclasses.dataclass(frozen=True)
-class TowerConfig:
-  """Attributes:
-    embedding_dim: K, the size of Phi(image).
-    input_size: side of the square input image (224 in the paper).
-    width_multiplier: scales every conv filter count and fc width (1.0 = the table).
-    dropout: drop rate after fc6 and fc7 during training (0.5).
-  """
-
-  embedding_dim: int = 100
-  input_size: int = 224
-  width_multiplier: float = 1.0
-  dropout: float = 0.5
-
-  def __post_init__(self):
-    checks.integer("embedding_dim", self.embedding_dim, 1, 65_536)
-    checks.integer("input_size", self.input_size, 1, 4096)
-    checks.number("width_multiplier", self.width_multiplier, above=0)
-    checks.number("dropout", self.dropout, minimum=0, below=1)
-
-  def width(self, units: int) -> int:
-    return max(1, int(round(units * self.width_multiplier)))
+TowerConfig = config_lib.TowerConfig  # The tower's part of the configuration tree.
 
 
 @keras.saving.register_keras_serializable(package="dvbpr_tf")

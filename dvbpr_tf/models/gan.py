@@ -67,10 +67,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dvbpr_tf.core import checks
+from dvbpr_tf import config as config_lib
 
-SUPPORTED_IMAGE_SIZES = (32, 64, 128)
-Z_DISTRIBUTIONS = ("normal", "uniform")
 INIT_STDDEV = 0.02
 BASE_SIDE = 4  # The generator's first map is 4x4.
 BASE_CHANNELS = 256  # ... with 256 channels.
@@ -85,61 +83,25 @@ GENERATOR_KERNEL = 3
 DISCRIMINATOR_KERNEL = 5
 
 
-@dataclasses.dataclass(frozen=True)
-class GanConfig:
-  """Attributes:
-    image_size: side of the square images, 32, 64 (the authors' code) or 128 (the paper).
-    z_dim: size of the noise vector z (256 in the authors' code, 100 in the paper).
-    z_distribution: 'normal' (N(0, 1), the authors' training code) or 'uniform' (U(-1, 1),
-      the paper's text).
-    num_categories: C, the size of the one-hot category vector (6 for Amazon Fashion).
-    width_multiplier: scales every filter count (1.0 = the authors' code).
-    bn_momentum: batch-norm moving-average decay (0.9).
-    bn_epsilon: batch-norm variance epsilon (1e-5).
-    leaky_slope: the leaky ReLU's negative slope (0.2).
-  """
+GanConfig = config_lib.GanConfig  # The networks' part of the configuration tree.
 
-  image_size: int = 64
-  z_dim: int = 256
-  z_distribution: str = "normal"
-  num_categories: int = 6
-  width_multiplier: float = 1.0
-  bn_momentum: float = 0.9
-  bn_epsilon: float = 1e-5
-  leaky_slope: float = 0.2
 
-  def __post_init__(self):
-    checks.one_of("image_size", self.image_size, SUPPORTED_IMAGE_SIZES)
-    checks.integer("z_dim", self.z_dim, 1, 65_536)
-    checks.integer("num_categories", self.num_categories, 1, 1_000_000)
-    checks.one_of("z_distribution", self.z_distribution, Z_DISTRIBUTIONS)
-    checks.number("width_multiplier", self.width_multiplier, above=0)
-    checks.number("bn_momentum", self.bn_momentum, minimum=0, below=1)
-    checks.number("bn_epsilon", self.bn_epsilon, above=0)
-    checks.number("leaky_slope", self.leaky_slope, minimum=0)
+def generator_blocks(config: GanConfig) -> tuple[tuple[int, int], ...]:
+  """(filters, stride) of each 3x3 transposed conv followed by BN and lReLU, scaled."""
+  blocks = GENERATOR_BLOCKS_64
+  if config.image_size == 32:
+    blocks = blocks[:-1]
+  elif config.image_size == 128:
+    blocks = blocks + (GENERATOR_EXTRA_BLOCK_128,)
+  return tuple((config.width(filters), stride) for filters, stride in blocks)
 
-  def width(self, filters: int) -> int:
-    return max(1, int(round(filters * self.width_multiplier)))
 
-  def generator_blocks(self) -> tuple[tuple[int, int], ...]:
-    """(filters, stride) of each 3x3 transposed conv followed by BN and lReLU, scaled."""
-    blocks = GENERATOR_BLOCKS_64
-    if self.image_size == 32:
-      blocks = blocks[:-1]
-    elif self.image_size == 128:
-      blocks = blocks + (GENERATOR_EXTRA_BLOCK_128,)
-    return tuple((self.width(filters), stride) for filters, stride in blocks)
-
-  def discriminator_filters(self) -> tuple[int, ...]:
-    """Filters of each 5x5 stride-2 conv, scaled."""
-    filters = DISCRIMINATOR_FILTERS_64
-    if self.image_size == 128:
-      filters = filters + (DISCRIMINATOR_EXTRA_FILTERS_128,)
-    return tuple(self.width(f) for f in filters)
-
-  def sample_z(self, batch_size, seed=None) -> tf.Tensor:
-    """`sample_latent(self, batch_size, seed)`."""
-    return sample_latent(self, batch_size, seed)
+def discriminator_filters(config: GanConfig) -> tuple[int, ...]:
+  """Filters of each 5x5 stride-2 conv, scaled."""
+  filters = DISCRIMINATOR_FILTERS_64
+  if config.image_size == 128:
+    filters = filters + (DISCRIMINATOR_EXTRA_FILTERS_128,)
+  return tuple(config.width(f) for f in filters)
 
 
 def sample_latent(config: GanConfig, batch_size, seed=None) -> tf.Tensor:
@@ -235,7 +197,7 @@ class Generator(_GanNetwork):
         kernel_initializer=_initializer("normal", seed, 0), bias_initializer="zeros")
     self.dense_bn = _batch_norm(config, "dense_bn")
     deconvs, bns = [], []
-    for index, (filters, stride) in enumerate(config.generator_blocks(), start=1):
+    for index, (filters, stride) in enumerate(generator_blocks(config), start=1):
       deconvs.append(keras.layers.Conv2DTranspose(
           filters, GENERATOR_KERNEL, strides=stride, padding="same", name=f"deconv{index}",
           kernel_initializer=_initializer("normal", seed, index), bias_initializer="zeros"))
@@ -284,7 +246,7 @@ class Discriminator(_GanNetwork):
   def __init__(self, config: GanConfig = GanConfig(), seed: int | None = None, **kwargs):
     super().__init__(config, seed, **kwargs)
     convs, bns = [], []
-    for index, filters in enumerate(config.discriminator_filters(), start=1):
+    for index, filters in enumerate(discriminator_filters(config), start=1):
       convs.append(keras.layers.Conv2D(
           filters, DISCRIMINATOR_KERNEL, strides=2, padding="same", name=f"conv{index}",
           kernel_initializer=_initializer("truncated", seed, index),

@@ -54,17 +54,19 @@ def line_chart(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
   font, small = _font(15), _font(12)
   canvas = Image.new("RGB", (width, height), (255, 255, 255))
   draw = ImageDraw.Draw(canvas)
-  left, right, top, bottom = 70, width - 20, 40, height - 90
+  left, right, top, bottom = 80, width - 20, 48, height - 90
   points = {name: [(float(x), float(y)) for x, y in zip(xs, ys)
                    if x is not None and y is not None and math.isfinite(float(y))]
             for name, (xs, ys) in series.items()}
   all_x = [x for pts in points.values() for x, _ in pts]
   all_y = [y for pts in points.values() for _, y in pts] + list(reference_lines.values())
-  draw.text((left, 10), title, fill=(0, 0, 0), font=font)
+  draw.text((8, 6), title, fill=(0, 0, 0), font=font)
   if not all_x:
     draw.text((left, top + 20), "no data", fill=GREY, font=font)
     return np.asarray(canvas)
   y_ticks = nice_ticks(min(all_y), max(all_y))
+  step = (y_ticks[1] - y_ticks[0]) if len(y_ticks) > 1 else 1.0
+  decimals = min(12, max(0, -math.floor(math.log10(step)))) if step > 0 else 0
   y_low, y_high = min(y_ticks + all_y), max(y_ticks + all_y)
   x_low, x_high = min(all_x), max(all_x)
   if x_high == x_low:
@@ -75,7 +77,7 @@ def line_chart(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
   for tick in y_ticks:
     y = to_y(tick)
     draw.line([(left, y), (right, y)], fill=(232, 232, 232))
-    draw.text((8, y - 7), f"{tick:g}", fill=(0, 0, 0), font=small)
+    draw.text((8, y - 7), f"{tick:.{decimals}f}", fill=(0, 0, 0), font=small)
   x_ticks = [t for t in nice_ticks(x_low, x_high, 8) if x_low <= t <= x_high]
   if all(float(x).is_integer() for x in all_x):  # Epochs, steps: whole numbers only.
     x_ticks = [t for t in x_ticks if float(t).is_integer()] or sorted(set(all_x))
@@ -86,7 +88,7 @@ def line_chart(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
   draw.rectangle([left, top, right, bottom], outline=(0, 0, 0))
   draw.text(((left + right) // 2 - 4 * len(x_label), bottom + 26), x_label, fill=(0, 0, 0),
             font=small)
-  draw.text((8, top - 22), y_label, fill=(0, 0, 0), font=small)
+  draw.text((8, top - 18), y_label, fill=(0, 0, 0), font=small)
 
   legend = []
   for k, (name, value) in enumerate(reference_lines.items()):

@@ -13,7 +13,7 @@ A task owns the model, its inputs and its step; the `Trainer` owns the loop:
   event files never hold a step that a resumed run would log again;
 - progress lines through absl.logging: epoch, step, loss, examples/s, time left;
 - a stop with a clear message, before anything is saved, when a loss is NaN or infinite;
-- an optional `tf.distribute.Strategy` (distribution.py): the task's variables are made in
+- an optional `tf.distribute.Strategy` (core/distribution.py): the task's variables are made in
   its scope by the caller, the trainer feeds each replica its rows of the global batch, runs
   the step on every replica and SUM-reduces the replicas' shares of the losses.
 """
@@ -30,6 +30,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from dvbpr_tf.core import checks
 from dvbpr_tf.core import distribution
 from dvbpr_tf.core import errors
 from dvbpr_tf.core import files
@@ -62,8 +63,9 @@ class LoopConfig:
 
   def __post_init__(self):
     for name in ("epochs", "steps_per_epoch", "steps_per_loop"):
-      if getattr(self, name) < 1:
-        raise errors.ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+      checks.integer(name, getattr(self, name), 1)
+    checks.integer("checkpoint_every_steps", self.checkpoint_every_steps, 0)
+    checks.integer("keep_checkpoints", self.keep_checkpoints, 1)
 
   @property
   def total_steps(self) -> int:
