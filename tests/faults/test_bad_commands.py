@@ -61,6 +61,10 @@ FLAG_CASES = {
                      "error: --user must be a user id in 0..49, got 999"),
     "unknown_item": (["--experiment=tailoring", "--user=0", "--item=100000"], 2,
                      "error: --item must be an item id in 0..138, got 100000"),
+    "missing_image": (["--experiment=tailoring", "--user=0", "--image=/no/such.png",
+                       "--category=bag"], 2, "error: cannot read --image /no/such.png"),
+    "item_and_image": (["--experiment=tailoring", "--user=0"], 2,
+                       "error: give exactly one of --item (a catalog item id) or --image"),
     "unknown_category": (["--experiment=design", "--user=3", "--category=hats"], 2,
                          "error: unknown --category 'hats'; categories: t_shirt_top, trouser, "
                          "pullover, dress, coat, sandal, shirt, sneaker, bag, ankle_boot (or "
