@@ -79,6 +79,9 @@ def _print_summary(summary: dict, report) -> None:
   rows = [f"  {'test AUC':32s} {'all items':>10s} {'cold items':>11s}",
           f"  {'DVBPR':32s} {fmt(rec.get('auc_test')):>10s} {fmt(rec.get('auc_test_cold')):>11s}",
           f"  {'random':32s} {fmt(0.5):>10s} {fmt(0.5):>11s}"]
+  if rec.get("learnable_auc_test") is not None:
+    rows.append(f"  {'learnable ceiling (true style)':32s} {fmt(rec['learnable_auc_test']):>10s} "
+                f"{fmt(rec.get('learnable_auc_test_cold')):>11s}")
   if rec.get("oracle_auc_test") is not None:
     rows.append(f"  {'planted model (oracle)':32s} {fmt(rec['oracle_auc_test']):>10s} "
                 f"{fmt(rec.get('oracle_auc_test_cold')):>11s}")

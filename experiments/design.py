@@ -25,12 +25,12 @@ from dvbpr_tf.core import errors
 from dvbpr_tf.core import files
 from dvbpr_tf.data import input_pipeline
 from dvbpr_tf.design import designer as design_lib
+from dvbpr_tf.reporting import charts
 from dvbpr_tf.reporting import html_report
 from dvbpr_tf.reporting import sections
 from experiments import common
 from experiments import trained_models
 
-SCALE = 2  # Pixels of the figures per pixel of the 64x64 images.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,7 +187,8 @@ def run_tailoring(spec: common.RunSpec, dvbpr_config, gan_config,
 
 def _figure(rows, title: str) -> np.ndarray:
   """Rows of (label, images, scores): images captioned with their preference scores."""
-  size = rows[0][1][0].shape[0] * SCALE if rows[0][1] else 64
+  size = (rows[0][1][0].shape[0] * charts.scale_for(rows[0][1][0].shape[0])
+          if rows[0][1] else charts.MIN_IMAGE_SIDE)
   columns = max(len(images) for _, images, _ in rows)
   label_width, caption = 140, 14
   canvas = Image.new("RGB", (label_width + columns * (size + 8),
@@ -205,7 +206,7 @@ def _figure(rows, title: str) -> np.ndarray:
 
 
 def _strip(images, labels, scores, size: int) -> np.ndarray:
-  side, caption = size * SCALE, 28
+  side, caption = size * charts.scale_for(size), 28
   canvas = Image.new("RGB", (len(images) * (side + 8) + 8, side + caption + 12),
                      (255, 255, 255))
   draw = ImageDraw.Draw(canvas)

@@ -18,8 +18,8 @@ from PIL import ImageDraw
 
 from dvbpr_tf import config as config_lib
 from dvbpr_tf.core import files
-from dvbpr_tf.data import input_pipeline
 from dvbpr_tf.evaluation import nearest_neighbours
+from dvbpr_tf.reporting import charts
 from dvbpr_tf.reporting import html_report
 from dvbpr_tf.reporting import sections
 from dvbpr_tf.serving import export as export_lib
@@ -45,18 +45,18 @@ def run(spec: common.RunSpec, config: config_lib.GanTrainConfig, catalog=None) -
   summary = trainer_lib.Trainer(task, loop, work, strategy=strategy).run()
 
   samples = task.sample_grid()
-  grid = gan_task.tile(samples, config.samples_per_category)
-  files.write_png_atomic(work.figures / "samples.png", _with_row_labels(grid, catalog.category_names,
-                                                           samples.shape[1]))
-  real = (task.table.pixels.numpy() if task.table.cached else input_pipeline.decode_items(
-      catalog.jpegs, range(catalog.num_items), config.network.image_size))
+  large = charts.enlarge(samples)  # At least 96 pixels a side on the figures.
+  grid = gan_task.tile(large, config.samples_per_category)
+  files.write_png_atomic(work.figures / "samples.png",
+                         _with_row_labels(grid, catalog.category_names, large.shape[1]))
+  real = task.real_images()
   sample_categories = task.grid_categories.numpy()
   nearest = nearest_neighbours.l1_nearest(samples, sample_categories, real,
                                           catalog.item_category)
   shown = np.concatenate([np.flatnonzero(sample_categories == c)[:2]
                           for c in range(catalog.num_categories)])
-  files.write_png_atomic(work.figures / "nearest_neighbours.png",
-            nearest_neighbours.side_by_side(samples[shown], real[nearest[shown]]))
+  files.write_png_atomic(work.figures / "nearest_neighbours.png", nearest_neighbours.side_by_side(
+      charts.enlarge(samples[shown]), charts.enlarge(real[nearest[shown]])))
   export_path = export_lib.export_gan(task.generator, task.discriminator,
                                       catalog.num_categories, config.network.z_dim,
                                       work.export("gan"))
@@ -70,6 +70,7 @@ def run(spec: common.RunSpec, config: config_lib.GanTrainConfig, catalog=None) -
       "images_per_second": summary["train_rate_median"],
       "generator_parameters": int(task.generator.count_params()),
       "discriminator_parameters": int(task.discriminator.count_params()),
+      "colour_fidelity": task.colour_fidelity(),
       "samples": str(work.figures / "samples.png"),
       "nearest_neighbours": str(work.figures / "nearest_neighbours.png"),
       "export": str(export_path),
@@ -81,7 +82,12 @@ def run(spec: common.RunSpec, config: config_lib.GanTrainConfig, catalog=None) -
       f"  final D loss {losses.get('d_loss', float('nan')):.4f}  G loss "
       f"{losses.get('g_loss', float('nan')):.4f}  D(real) {losses.get('d_real', 0):.3f}  "
       f"D(fake) {losses.get('d_fake', 0):.3f}",
-      f"  {summary['train_rate_median'] or 0:.0f} images/s, {summary['steps']} steps"])
+      f"  {summary['train_rate_median'] or 0:.0f} images/s, {summary['steps']} steps",
+      "  colours, worst category: generated/real saturation "
+      f"{results['colour_fidelity']['saturation_ratio_min']:.2f}, hue-histogram distance "
+      f"{results['colour_fidelity']['hue_distance_max']:.3f} "
+      f"({results['colour_fidelity']['hue_distance_over_real_halves_max']:.1f}x that of two "
+      "halves of the real images)"])
   report = html_report.write_report(work.root, f"Conditional LSGAN on {catalog.name}",
                                     results, sections.gan(results) + sections.dataset(results))
   print(f"Samples:     {results['samples']}\nNeighbours:  {results['nearest_neighbours']}\n"
@@ -92,7 +98,7 @@ def run(spec: common.RunSpec, config: config_lib.GanTrainConfig, catalog=None) -
 
 def _with_row_labels(grid: np.ndarray, names, size: int, pad: int = 2) -> np.ndarray:
   """Puts each category's name left of its row."""
-  width = 8 + 7 * max(len(n) for n in names)
+  width = 12 + 7 * max(len(n) for n in names)
   image = Image.new("RGB", (grid.shape[1] + width, grid.shape[0]), (255, 255, 255))
   image.paste(Image.fromarray(grid), (width, 0))
   draw = ImageDraw.Draw(image)

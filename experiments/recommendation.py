@@ -84,6 +84,7 @@ def run(spec: common.RunSpec, config: config_lib.DvbprConfig, catalog=None) -> d
       "random_auc": 0.5,
       **common.oracle_fields(catalog),
   })
+  results.update(ceiling_shares(results))
   results["learning_curve_figure"] = str(_write_learning_curve(results, work))
   work.write_results(results)
   _print_summary(results, work)
@@ -92,6 +93,19 @@ def run(spec: common.RunSpec, config: config_lib.DvbprConfig, catalog=None) -> d
       sections.recommender(results) + sections.dataset(results))
   print(f"Report:      {report}", flush=True)
   return results
+
+
+def ceiling_shares(results: dict) -> dict:
+  """For simulated data: the share of each ceiling's lift over random that the model's test
+  AUC reaches, (auc - 0.5) / (ceiling - 0.5), all and cold (`auc_test_share_of_oracle_lift`,
+  `auc_test_cold_share_of_learnable_lift`, ...)."""
+  shares = {}
+  for ceiling in ("oracle", "learnable"):
+    for key in ("auc_test", "auc_test_cold"):
+      top = results.get(f"{ceiling}_{key}")
+      if results.get(key) is not None and top is not None and top > 0.5:
+        shares[f"{key}_share_of_{ceiling}_lift"] = (results[key] - 0.5) / (top - 0.5)
+  return shares
 
 
 def _write_learning_curve(results: dict, work):
@@ -119,23 +133,20 @@ def _print_summary(results: dict, work) -> None:
           f"  {'DVBPR exact AUC (test)':28s} {fmt(results['auc_test']):>10s} "
           f"{fmt(results['auc_test_cold']):>11s}",
           f"  {'DVBPR sampled-100 AUC (test)':28s} {fmt(results['auc_test_sampled100']):>10s}"]
-  if "oracle_auc_test" in results:
-    rows.append(f"  {'planted model (oracle)':28s} {fmt(results['oracle_auc_test']):>10s} "
-                f"{fmt(results['oracle_auc_test_cold']):>11s}")
-    for key, oracle in (("auc_test", "oracle_auc_test"),
-                        ("auc_test_cold", "oracle_auc_test_cold")):
-      if results.get(key) is not None and results[oracle] > 0.5:
-        results[f"{key}_share_of_oracle_lift"] = (results[key] - 0.5) / (results[oracle] - 0.5)
-    rows.append(f"  {'share of the oracle lift':28s} "
-                f"{fmt(results.get('auc_test_share_of_oracle_lift')):>10s} "
-                f"{fmt(results.get('auc_test_cold_share_of_oracle_lift')):>11s}")
+  for ceiling, label in (("learnable", "learnable ceiling"),
+                         ("oracle", "planted model (oracle)")):
+    if f"{ceiling}_auc_test" in results:
+      rows.append(f"  {label:28s} {fmt(results[f'{ceiling}_auc_test']):>10s} "
+                  f"{fmt(results[f'{ceiling}_auc_test_cold']):>11s}")
+      rows.append(f"  {'  share of its lift':28s} "
+                  f"{fmt(results.get(f'auc_test_share_of_{ceiling}_lift')):>10s} "
+                  f"{fmt(results.get(f'auc_test_cold_share_of_{ceiling}_lift')):>11s}")
   rows.append(f"  {'random':28s} {0.5:>10.4f} {0.5:>11.4f}")
   rows.append(f"  best epoch {results['best_epoch']} of {results['epochs']} (by validation AUC);"
               f" {results['train_pairs_per_second'] or 0:.0f} training pairs/s")
   common.print_block(f"DVBPR on {results['dataset']} ({results['preset']} preset)", rows)
   print(f"Results:     {work.results_path}\nExport:      {results['export']}\n"
         f"TensorBoard: tensorboard --logdir {results['tensorboard_logdir']}", flush=True)
-  work.write_results(results)
 
 
 def run_baseline(spec: common.RunSpec, method: str, baseline: config_lib.BaselineConfig,
@@ -165,6 +176,7 @@ def run_baseline(spec: common.RunSpec, method: str, baseline: config_lib.Baselin
                   "wall_time_seconds": time.time() - started,
                   **common.oracle_fields(catalog)})
   results["random_auc"] = 0.5
+  results.update(ceiling_shares(results))
   work.write_results(results)
   rows = [f"  {'exact AUC (test)':28s} all {results['auc_test']:.4f}  cold "
           f"{results['auc_test_cold']:.4f}"]

@@ -115,3 +115,28 @@ def test_missing_source_files_name_the_places_looked(tmp_path, monkeypatch):
   with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
     catalog_lib.load_catalog("fashion_mnist_shoppers/tiny", data_dir=str(tmp_path / "d"),
                              manual_dir=str(empty))
+
+
+def test_learnable_ceiling_sits_between_random_and_the_oracle(tiny_catalog):
+  from dvbpr_tf.evaluation import planted as planted_lib  # pylint: disable=g-import-not-at-top
+  figures = planted_lib.planted_statistics(tiny_catalog)
+  assert figures["learnable_reg"] in planted_lib.LEARNABLE_REGS
+  for key in ("test", "test_cold", "valid"):
+    assert 0.5 < figures[f"learnable_auc_{key}"] < figures[f"oracle_auc_{key}"] + 0.02, key
+
+
+def test_bpr_on_fixed_features_recovers_a_planted_taste():
+  from dvbpr_tf.evaluation import planted as planted_lib  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  features = rng.normal(size=(300, 4)) * [1.0, 3.0, 0.5, 2.0]
+  truth = rng.normal(size=(20, 4))
+  users, items = [], []
+  for u in range(20):  # Each user picks the 15 items it values most.
+    best = np.argsort(-(features @ truth[u]))[:15]
+    users += [u] * 15
+    items += best.tolist()
+  theta = planted_lib.fit_bpr_on_features(features, np.array(users), np.array(items), 20,
+                                          reg=0.01)
+  cosine = np.sum(theta * truth, 1) / (np.linalg.norm(theta, axis=1)
+                                       * np.linalg.norm(truth, axis=1))
+  assert np.median(cosine) > 0.9, cosine

@@ -24,5 +24,17 @@ def test_a_copy_finds_itself_and_missing_category_is_minus_one():
   real = rng.integers(0, 256, (10, 3, 3, 3), dtype=np.uint8)
   got = nearest_neighbours.l1_nearest(real[[4, 7]], np.array([0, 5]), real, np.zeros(10, int))
   assert got.tolist() == [4, -1]
-  strip = nearest_neighbours.side_by_side(real[:2], real[2:4], pad=1)
-  assert strip.shape == (2 * 4 + 1, 2 * 3 + 3, 3)
+  pairs = nearest_neighbours.side_by_side(real[:5], real[5:10], pad=1, pairs_per_row=2)
+  # 3 rows of pairs; each pair 3 + 1 + 3 pixels wide, pairs 3 pixels apart.
+  assert pairs.shape == (3 * (3 + 1) + 1, 2 * (7 + 3) + 1, 3)
+  np.testing.assert_array_equal(pairs[1:4, 1:4], real[0])  # First sample, top left,
+  np.testing.assert_array_equal(pairs[1:4, 5:8], real[5])  # beside its neighbour.
+  np.testing.assert_array_equal(pairs[9:12, 1:4], real[4])  # The fifth starts row three.
+
+
+def test_figures_enlarge_small_images_by_whole_factors():
+  from dvbpr_tf.reporting import charts  # pylint: disable=g-import-not-at-top
+  image = np.arange(2 * 2 * 3, dtype=np.uint8).reshape(1, 2, 2, 3)
+  big = charts.enlarge(image, min_side=5)
+  assert big.shape == (1, 6, 6, 3) and charts.scale_for(32) == 3 and charts.scale_for(128) == 1
+  np.testing.assert_array_equal(big[0, :3, :3], np.broadcast_to(image[0, 0, 0], (3, 3, 3)))

@@ -37,12 +37,19 @@ def l1_nearest(samples: np.ndarray, sample_categories: np.ndarray, real: np.ndar
   return nearest
 
 
-def side_by_side(samples: np.ndarray, neighbours: np.ndarray, pad: int = 2) -> np.ndarray:
-  """One image: each row a generated sample (left) and its nearest real image (right)."""
+def side_by_side(samples: np.ndarray, neighbours: np.ndarray, pad: int = 4,
+                 pairs_per_row: int = 4) -> np.ndarray:
+  """One image of pairs: each generated sample (left) beside its nearest real image (right),
+  `pairs_per_row` pairs a row (images as given: enlarge them first for a figure)."""
   n, size = len(samples), samples.shape[1]
-  out = np.full((n * (size + pad) + pad, 2 * size + 3 * pad, 3), 255, np.uint8)
+  columns = min(pairs_per_row, max(1, n))
+  rows = -(-n // columns)
+  pair_width = 2 * size + pad
+  out = np.full((rows * (size + pad) + pad, columns * (pair_width + 3 * pad) + pad, 3), 255,
+                np.uint8)
   for k in range(n):
-    top = pad + k * (size + pad)
-    out[top:top + size, pad:pad + size] = samples[k]
-    out[top:top + size, 2 * pad + size:2 * pad + 2 * size] = neighbours[k]
+    row, column = divmod(k, columns)
+    top, left = pad + row * (size + pad), pad + column * (pair_width + 3 * pad)
+    out[top:top + size, left:left + size] = samples[k]
+    out[top:top + size, left + size + pad:left + 2 * size + pad] = neighbours[k]
   return out

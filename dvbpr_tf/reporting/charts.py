@@ -14,6 +14,20 @@ from PIL import ImageFont
 COLOURS = ((0, 114, 178), (213, 94, 0), (0, 158, 115), (204, 121, 167), (230, 159, 0),
            (86, 180, 233))
 GREY = (110, 110, 110)
+MIN_IMAGE_SIDE = 96  # Pixels an image gets on a figure at least (small images upscaled).
+
+
+def scale_for(side: int, min_side: int = MIN_IMAGE_SIDE) -> int:
+  """The whole factor that brings an image of `side` pixels to at least `min_side`."""
+  return max(1, -(-int(min_side) // max(1, int(side))))
+
+
+def enlarge(images: np.ndarray, min_side: int = MIN_IMAGE_SIDE) -> np.ndarray:
+  """uint8 [..., S, S, 3] images upscaled by nearest neighbour (pixels repeated, never
+  blurred) to at least `min_side` pixels a side."""
+  images = np.asarray(images)
+  factor = scale_for(images.shape[-2], min_side)
+  return np.repeat(np.repeat(images, factor, axis=-3), factor, axis=-2)
 
 
 def _font(size: int):

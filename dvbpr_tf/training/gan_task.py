@@ -4,7 +4,8 @@ Per batch, as the authors' code: one discriminator step then one generator step,
 the same z and the batch's category labels, Adam(1e-4, beta_1 0.5, beta_2 0.99) each
 (docs/reproduction.md §4). z is drawn with stateless random ops keyed on the step, so a resumed
 run draws the same noise. At every checkpoint the task writes, to TensorBoard, a grid of
-samples per category at a fixed z.
+samples per category at a fixed z and the colour fidelity of its samples against the real
+images of each category (evaluation/gan_metrics.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dvbpr_tf.core import distribution
 from dvbpr_tf.core import errors
 from dvbpr_tf.data import catalog as catalog_lib
 from dvbpr_tf.data import input_pipeline
+from dvbpr_tf.evaluation import gan_metrics
 from dvbpr_tf.models import gan
 from dvbpr_tf.models import losses
 from dvbpr_tf.training import trainer
@@ -28,6 +30,9 @@ from dvbpr_tf.training import trainer
 def steps_per_epoch(catalog: catalog_lib.Catalog, config: config_lib.GanTrainConfig) -> int:
   """The authors' GAN epoch: items // batch size."""
   return trainer.steps_per_epoch(catalog.num_items, config.batch_size, config.steps_per_epoch)
+
+
+FIDELITY_SAMPLES = 600  # Generated (and at most real) images per category for the colours.
 
 
 def build_networks(catalog: catalog_lib.Catalog, config: config_lib.GanTrainConfig
@@ -70,6 +75,7 @@ class GanTask:
     z = gan.sample_latent(network, count, seed=config.seed + 7919)
     self.grid_z = tf.tile(z, [network.num_categories, 1])
     self.grid_categories = tf.repeat(tf.range(network.num_categories, dtype=tf.int64), count)
+    self._real = None
     self._generate = tf.function(
         lambda z, c: self.generator(z, tf.one_hot(c, network.num_categories), training=False),
         reduce_retracing=True)
@@ -127,9 +133,43 @@ class GanTask:
     images = self._generate(self.grid_z, self.grid_categories)
     return input_pipeline.to_uint8(images)
 
+  def real_images(self) -> np.ndarray:
+    """Every catalog item at the GAN's size, uint8 (decoded once)."""
+    if self._real is None:
+      self._real = (self.table.pixels.numpy() if self.table.cached else
+                    input_pipeline.decode_items(self.catalog.jpegs,
+                                                range(self.catalog.num_items),
+                                                self.network.image_size))
+    return self._real
+
+  def colour_fidelity(self, per_category: int = FIDELITY_SAMPLES) -> dict:
+    """Generated against real colours per category (evaluation/gan_metrics): `per_category`
+    samples at a fixed z against up to as many real images of the category (categories with
+    fewer than 2 real images are skipped), and the worst category of each figure."""
+    real = self.real_images()
+    z = gan.sample_latent(self.network, per_category, seed=self.config.seed + 104729)
+    by_category = {}
+    for category, name in enumerate(self.catalog.category_names):
+      members = np.flatnonzero(self.catalog.item_category == category)[:per_category]
+      if len(members) < 2:
+        continue
+      labels = tf.fill([per_category], tf.constant(category, tf.int64))
+      generated = input_pipeline.to_uint8(self._generate(z, labels))
+      by_category[str(name)] = gan_metrics.colour_comparison(generated, real[members],
+                                                             seed=self.config.seed)
+    return {"by_category": by_category, **gan_metrics.summarise_colours(by_category)}
+
   def write_summaries(self, step: int) -> None:
     grid = tile(self.sample_grid(), self.config.samples_per_category)
     tf.summary.image("samples/grid (rows: categories)", grid[None], step=step)
+    fidelity = self.colour_fidelity()
+    for key in ("saturation_ratio_min", "hue_distance_max",
+                "hue_distance_over_real_halves_max"):
+      tf.summary.scalar(f"fidelity/{key}", fidelity[key], step=step)
+    for name, figures in fidelity["by_category"].items():
+      tf.summary.scalar(f"fidelity_saturation_ratio/{name}", figures["saturation_ratio"],
+                        step=step)
+      tf.summary.scalar(f"fidelity_hue_distance/{name}", figures["hue_distance"], step=step)
 
 
 def tile(images: np.ndarray, columns: int, pad: int = 2) -> np.ndarray:
