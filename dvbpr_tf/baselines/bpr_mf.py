@@ -70,7 +70,10 @@ def check_features(features, num_items: int | None = None) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class MfConfig:
-  """Attributes:
+  """The two numbers of every factor model of Table III, grid-searched by the paper (the
+  other baselines' configs add theirs to these).
+
+  Attributes:
     dim: K, the number of latent factors (the paper searches {10, 30, 50}).
     reg: lambda, the L2 regulariser on the batch's rows (the paper searches
       {0, 0.001, 0.01, 0.1, 1, 10, 30}).

@@ -32,25 +32,17 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from dvbpr_tf.core import checks
 from dvbpr_tf.baselines import bpr_mf
 from dvbpr_tf.core import distribution
 from dvbpr_tf.models import losses
 
 
 @dataclasses.dataclass(frozen=True)
-class FmConfig:
+class FmConfig(bpr_mf.MfConfig):
   """Attributes:
     dim: K, the number of factors of every input (user, item, feature).
     reg: lambda, on the batch's rows and on V and w_f.
   """
-
-  dim: int = 10
-  reg: float = 0.01
-
-  def __post_init__(self):
-    checks.integer("dim", self.dim, 1)
-    checks.number("reg", self.reg, minimum=0)
 
 
 class FactorizationMachine(bpr_mf.BprModel):

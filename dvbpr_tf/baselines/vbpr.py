@@ -27,8 +27,8 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from dvbpr_tf.core import checks
 from dvbpr_tf.baselines import bpr_mf
+from dvbpr_tf.core import checks
 from dvbpr_tf.core import distribution
 from dvbpr_tf.models import losses
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dvbpr_tf.core import checks
 from dvbpr_tf.baselines import bpr_mf
+from dvbpr_tf.core import checks
 from dvbpr_tf.core import errors
 
 

@@ -35,8 +35,8 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from dvbpr_tf.core import checks
 from dvbpr_tf.baselines import bpr_mf
+from dvbpr_tf.core import checks
 from dvbpr_tf.core import distribution
 from dvbpr_tf.models import losses
 
@@ -50,20 +50,17 @@ Contains = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
 
 @dataclasses.dataclass(frozen=True)
-class WarpConfig:
+class WarpConfig(bpr_mf.MfConfig):
   """Attributes:
     dim: K, the number of latent factors.
     reg: lambda, the L2 regulariser on the rows the step uses.
     max_sampled: candidate negatives per pair (LightFM's default: 10).
   """
 
-  dim: int = 10
-  reg: float = 0.01
   max_sampled: int = 10
 
   def __post_init__(self):
-    checks.integer("dim", self.dim, 1)
-    checks.number("reg", self.reg, minimum=0)
+    super().__post_init__()
     checks.integer("max_sampled", self.max_sampled, 1)
 
 
