@@ -294,3 +294,18 @@ def test_quality_scorer_names_and_errors(catalog):
                             item_category=np.zeros(catalog.num_items, np.int32))
   with pytest.raises(errors.UserError, match="needs at least two"):
     image_metrics.CategoryClassifierScorer(one, SMALL_CLASSIFIER, retrain=True)
+
+
+def test_classifier_features_give_a_frechet_distance_that_separates_sets(scorer, catalog):
+  from dvbpr_tf.evaluation import gan_metrics  # pylint: disable=g-import-not-at-top
+  pixels = real_images(catalog)
+  features = scorer.features(pixels)
+  assert features.shape == (len(pixels), scorer.config.feature_dim)
+  np.testing.assert_allclose(scorer.features(pixels[:7]), features[:7], rtol=1e-5, atol=1e-5)
+  rng = np.random.default_rng(0)
+  order = rng.permutation(len(pixels))
+  half = len(pixels) // 2
+  halves = gan_metrics.frechet_distance_of(features[order[:half]], features[order[half:]])
+  noise = rng.integers(0, 256, (half, 64, 64, 3), dtype=np.uint8)
+  against_noise = gan_metrics.frechet_distance_of(scorer.features(noise), features)
+  assert against_noise > 5 * halves, (against_noise, halves)

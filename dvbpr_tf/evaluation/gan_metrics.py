@@ -23,6 +23,7 @@ Plain NumPy and SciPy; the features come from any network.
 from __future__ import annotations
 
 from typing import Mapping
+import warnings
 
 import numpy as np
 from scipy import linalg
@@ -127,8 +128,10 @@ def frechet_distance(mu_1, sigma_1, mu_2, sigma_2, epsilon: float = 1e-6) -> flo
       sigma_1.shape != (len(mu_1), len(mu_1)):
     raise ValueError(f"shapes do not match: {mu_1.shape}, {sigma_1.shape}, {mu_2.shape}, "
                      f"{sigma_2.shape}")
-  root = linalg.sqrtm(sigma_1 @ sigma_2)
-  if not np.all(np.isfinite(root)):
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always", linalg.LinAlgWarning)
+    root = linalg.sqrtm(sigma_1 @ sigma_2)
+  if caught or not np.all(np.isfinite(root)):  # Singular (dead ReLU units, few samples).
     offset = np.eye(len(mu_1)) * epsilon
     root = linalg.sqrtm((sigma_1 + offset) @ (sigma_2 + offset))
   root = np.real(root)

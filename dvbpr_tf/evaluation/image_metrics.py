@@ -403,6 +403,29 @@ class CategoryClassifierScorer(_LogitsScorer):
       return model((pixels - 127.5) / 127.5, training=False)  # input_pipeline.scale_images
 
     self._classify = classify
+    penultimate = keras.Model(model.inputs, model.get_layer("features").output)
+
+    @tf.function(reduce_retracing=True)
+    def embed(pixels):
+      return penultimate((pixels - 127.5) / 127.5, training=False)
+
+    self._embed = embed
+
+  def features(self, images) -> np.ndarray:
+    """[N, feature_dim] float32 penultimate-layer features of [N, H, W, 3] uint8 or [-1, 1]
+    images (resized as for `logits`): the space of the classifier Fréchet distance
+    (`gan_metrics.frechet_distance_of`; not FID, which uses Inception)."""
+    pixels = to_pixels(images)
+    size = self.config.image_size
+    parts = []
+    for start in range(0, len(pixels), self.batch_size):
+      batch = tf.constant(pixels[start:start + self.batch_size])
+      if batch.shape[1] != size or batch.shape[2] != size:
+        batch = tf.image.resize(batch, [size, size], method="bilinear", antialias=True)
+      parts.append(self._embed(batch).numpy())
+    if not parts:
+      raise ValueError("no images to embed")
+    return np.concatenate(parts).astype(np.float32)
 
   def _forward(self, pixels: tf.Tensor) -> tf.Tensor:
     size = self.config.image_size
