@@ -111,7 +111,9 @@ def test_dedup_and_time_split_match_a_python_oracle(rows):
   for row in kept:
     per_user.setdefault(rows[row][0], []).append(row)
   users_ok = [u for u, rs in per_user.items() if len(rs) >= 3]
-  hypothesis.assume(users_ok)
+  if not users_ok:
+    return  # No user to split; the dedup above was still checked (no filtering, so no
+    # Hypothesis health-check failure on unlucky draws).
   sub = np.array([r for r in kept if rows[r][0] in users_ok])
   dense = {u: k for k, u in enumerate(sorted(users_ok))}
   split = interactions.time_split(np.array([dense[rows[r][0]] for r in sub]), times[sub], sub,
