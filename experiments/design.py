@@ -25,6 +25,7 @@ from dvbpr_tf.core import errors
 from dvbpr_tf.core import files
 from dvbpr_tf.data import input_pipeline
 from dvbpr_tf.design import designer as design_lib
+from dvbpr_tf.evaluation import image_metrics
 from dvbpr_tf.reporting import charts
 from dvbpr_tf.reporting import html_report
 from dvbpr_tf.reporting import sections
@@ -79,6 +80,23 @@ def load_models(spec, catalog, dvbpr_config, gan_config, request: DesignRequest 
   return d_task, g_task, designer, work
 
 
+def category_check(catalog, images, category: int) -> list[dict] | None:
+  """Does each image still show its category? Per image, the dataset's category classifier's
+  probability of `category` and the category it picks (None with a single category)."""
+  if catalog.num_categories < 2 or not len(images):
+    return None
+  logits = image_metrics.CategoryClassifierScorer(catalog).logits(np.stack(images))
+  logits = logits - logits.max(axis=1, keepdims=True)
+  probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+  return [{"category_probability": float(p[category]),
+           "classified_as": str(catalog.category_names[int(p.argmax())])}
+          for p in probabilities]
+
+
+def _with_checks(rows: list[dict], checks) -> list[dict]:
+  return rows if checks is None else [{**row, **check} for row, check in zip(rows, checks)]
+
+
 def run_design(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.DesignConfig,
                request: DesignRequest) -> dict:
   started = time.time()
@@ -104,11 +122,15 @@ def run_design(spec: common.RunSpec, dvbpr_config, gan_config, config: design_li
   results = common.results_header(spec, catalog)
   results.update({
       "user": user, "category": name, "config": dataclasses.asdict(config),
-      "retrieved": [{"item_id": int(i), "source_id": str(catalog.source_ids[i]),
-                     "preference": float(s)} for i, s in zip(ids, scores)],
-      "generated": [{"start": int(k), "preference": float(result.preference[k]),
-                     "objective": float(result.objective[k]),
-                     "realism_D": float(result.realism[k])} for k in result.chosen],
+      "retrieved": _with_checks(
+          [{"item_id": int(i), "source_id": str(catalog.source_ids[i]),
+            "preference": float(s)} for i, s in zip(ids, scores)],
+          category_check(catalog, real, category)),
+      "generated": _with_checks(
+          [{"start": int(k), "preference": float(result.preference[k]),
+            "objective": float(result.objective[k]),
+            "realism_D": float(result.realism[k])} for k in result.chosen],
+          category_check(catalog, generated, category)),
       "generated_preference_all_starts_mean": float(np.mean(result.preference)),
       "figure": str(path), "wall_time_seconds": time.time() - started,
   })
@@ -169,9 +191,11 @@ def run_tailoring(spec: common.RunSpec, dvbpr_config, gan_config,
       "user": user, "category": name, "query": query_name,
       "inversion_l1_before": float(result.inversion.l1_before),
       "inversion_l1_after": float(result.inversion.l1_after),
-      "iterations": [{"step": int(s), "preference": float(p), "objective": float(o),
-                      "realism_D": float(r)} for s, p, o, r in
-                     zip(result.steps, result.preference, result.objective, result.realism)],
+      "iterations": _with_checks(
+          [{"step": int(s), "preference": float(p), "objective": float(o),
+            "realism_D": float(r)} for s, p, o, r in
+           zip(result.steps, result.preference, result.objective, result.realism)],
+          category_check(catalog, list(input_pipeline.to_uint8(result.images)), category)),
       "figure": str(path), "wall_time_seconds": time.time() - started,
   })
   work.write_results(results)

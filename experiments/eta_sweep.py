@@ -42,6 +42,7 @@ def run(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.Desig
   rng = np.random.default_rng(spec.seed)
   rows = rng.integers(len(test_users), size=trials)
   pairs = [(int(test_users[r]), int(catalog.item_category[test_items[r]])) for r in rows]
+  real = image_metrics.real_features(scorer, catalog, designer.generator.config.image_size)
   curves = []
   for n, eta in enumerate(etas):
     tally = image_metrics.SourceTally()
@@ -49,8 +50,8 @@ def run(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.Desig
       result = designer.synthesize(user, category,
                                    dataclasses.replace(config, eta=float(eta), seed=trial))
       tally.add(result.preference[result.chosen],
-                input_pipeline.to_uint8(result.chosen_images))
-    curves.append({"eta": float(eta), **tally.summary(scorer)})
+                input_pipeline.to_uint8(result.chosen_images), category)
+    curves.append({"eta": float(eta), **tally.summary(scorer, real)})
     logging.info("eta_sweep: eta %g (%d/%d): preference %.3f quality %.3f diversity %.3f",
                  eta, n + 1, len(etas), curves[-1]["preference_mean"],
                  curves[-1]["quality_mean"], curves[-1]["diversity_mean"])

@@ -18,6 +18,7 @@ from PIL import ImageDraw
 
 from dvbpr_tf import config as config_lib
 from dvbpr_tf.core import files
+from dvbpr_tf.evaluation import image_metrics
 from dvbpr_tf.evaluation import nearest_neighbours
 from dvbpr_tf.reporting import charts
 from dvbpr_tf.reporting import html_report
@@ -32,7 +33,8 @@ def run(spec: common.RunSpec, config: config_lib.GanTrainConfig, catalog=None) -
   started = time.time()
   run_config = {"run": spec.__dict__, "model": "gan", "gan": dataclasses.asdict(config)}
   catalog, work, task, strategy = common.start_training(
-      spec, run_config, lambda data: gan_task.GanTask(data, config), catalog)
+      spec, run_config, lambda data: gan_task.GanTask(data, config, _feature_scorer(data)),
+      catalog)
   loop = trainer_lib.LoopConfig(
       epochs=config.epochs, steps_per_epoch=task.steps_per_epoch,
       steps_per_loop=min(config.steps_per_loop, task.steps_per_epoch),
@@ -87,13 +89,25 @@ def run(spec: common.RunSpec, config: config_lib.GanTrainConfig, catalog=None) -
       f"{results['colour_fidelity']['saturation_ratio_min']:.2f}, hue-histogram distance "
       f"{results['colour_fidelity']['hue_distance_max']:.3f} "
       f"({results['colour_fidelity']['hue_distance_over_real_halves_max']:.1f}x that of two "
-      "halves of the real images)"])
+      "halves of the real images)"] + ([
+      f"  classifier Fréchet distance {results['colour_fidelity']['frechet_classifier']:.2f} "
+      f"(two halves of the real images: "
+      f"{results['colour_fidelity']['frechet_classifier_real_halves']:.2f})"]
+      if "frechet_classifier" in results["colour_fidelity"] else []))
   report = html_report.write_report(work.root, f"Conditional LSGAN on {catalog.name}",
                                     results, sections.gan(results) + sections.dataset(results))
   print(f"Samples:     {results['samples']}\nNeighbours:  {results['nearest_neighbours']}\n"
         f"Export:      {export_path}\nResults:     {work.results_path}\n"
         f"Report:      {report}", flush=True)
   return results
+
+
+def _feature_scorer(catalog):
+  """The dataset's category classifier (trained once and cached beside the dataset, shared
+  with Table IV's quality score), for the Fréchet distance; None with a single category."""
+  if catalog.num_categories < 2:
+    return None
+  return image_metrics.CategoryClassifierScorer(catalog)
 
 
 def _with_row_labels(grid: np.ndarray, names, size: int, pad: int = 2) -> np.ndarray:

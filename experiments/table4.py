@@ -80,15 +80,17 @@ def run(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.Desig
         "synthesis": synthesis.preference[synthesis.chosen],
     }
     for source in SOURCES:
-      tallies[source].add(preference[source], images[source])
+      tallies[source].add(preference[source], images[source], category)
     if (trial + 1) % 10 == 0 or trial + 1 == trials:
       rate = (trial + 1) / (time.time() - tick)
       logging.info("table4: trial %d/%d | %.2f trials/s | %.0fs left", trial + 1, trials, rate,
                    (trials - trial - 1) / rate)
 
-  results_by_source = {source: tallies[source].summary(scorer) for source in SOURCES}
-  text = table4_lib.markdown(results_by_source, dataset=catalog.name, preset=spec.preset, trials=trials,
-                  quality_name=scorer.name, eta=config.eta)
+  real = image_metrics.real_features(scorer, catalog, size)
+  results_by_source = {source: tallies[source].summary(scorer, real) for source in SOURCES}
+  text = table4_lib.markdown(results_by_source, dataset=catalog.name, preset=spec.preset,
+                             trials=trials, quality_name=scorer.name, eta=config.eta,
+                             steps=config.steps)
   files.write_bytes_atomic(work.root / "table4.md", text.encode())
   files.write_bytes_atomic(work.root / "table4.csv", table4_lib.csv_text(results_by_source).encode())
   results = common.results_header(spec, catalog)

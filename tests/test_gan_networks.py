@@ -1,5 +1,7 @@
 """The conditional LSGAN: losses (eq. 7), layer lists, parameter counts, training, export."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -49,7 +51,8 @@ def test_lsgan_losses_against_numpy():
 @pytest.mark.parametrize("field, value", [
     ("image_size", 96), ("image_size", 256), ("z_dim", 0), ("num_categories", 0),
     ("z_distribution", "gaussian"), ("width_multiplier", 0.0), ("bn_momentum", 1.0),
-    ("bn_epsilon", 0.0), ("leaky_slope", -0.1),
+    ("bn_epsilon", 0.0), ("leaky_slope", -0.1), ("upsampling", "bilinear"),
+    ("minibatch_stddev", 1),
 ])
 def test_bad_config_names_the_field(field, value):
   with pytest.raises(errors.ConfigError, match=field):
@@ -305,3 +308,76 @@ def test_config_round_trip():
     model = cls(config, seed=7)
     clone = cls.from_config(model.get_config())
     assert clone.config == config and clone.seed == 7
+
+
+# --- The demo's options: resize upsampling, minibatch standard deviation -----------------
+
+
+def _numpy_conv_same(x, kernel, bias):
+  """[B, H, W, Cin] * [k, k, Cin, Cout], stride 1, SAME (odd k): the oracle."""
+  k = kernel.shape[0]
+  pad = k // 2
+  padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+  out = np.zeros(x.shape[:3] + (kernel.shape[-1],))
+  for i in range(x.shape[1]):
+    for j in range(x.shape[2]):
+      patch = padded[:, i:i + k, j:j + k, :]
+      out[:, i, j, :] = np.tensordot(patch, kernel, axes=([1, 2, 3], [0, 1, 2]))
+  return out + bias
+
+
+def test_resize_conv_is_nearest_upsampling_then_same_conv():
+  layer = gan.ResizeConv(5, 3, strides=2, kernel_initializer="random_normal")
+  x = np.random.default_rng(0).normal(size=(2, 3, 4, 3)).astype(np.float32)
+  out = layer(x).numpy()
+  kernel, bias = (w.numpy() for w in layer.conv.weights)
+  bias = bias + 0.5
+  layer.conv.bias.assign(bias)
+  up = np.repeat(np.repeat(x, 2, axis=1), 2, axis=2)
+  np.testing.assert_allclose(layer(x).numpy(), _numpy_conv_same(up, kernel, bias), atol=1e-5)
+  assert out.shape == (2, 6, 8, 5)
+
+
+def test_resize_generator_has_no_transposed_convs_and_the_same_shapes():
+  config = gan.GanConfig(image_size=32, z_dim=8, num_categories=3, width_multiplier=SMALL,
+                         upsampling="resize")
+  generator = gan.Generator(config, seed=0).build_for_input()
+  assert not any(isinstance(layer, keras.layers.Conv2DTranspose)
+                 for layer in generator.deconvs)
+  maps = generator.feature_maps(gan.sample_latent(config, 2, seed=0), _labels([0, 2], 3))
+  transposed = gan.Generator(dataclasses.replace(config, upsampling="transposed"),
+                             seed=0).build_for_input()
+  expected = transposed.feature_maps(gan.sample_latent(config, 2, seed=0), _labels([0, 2], 3))
+  assert [m.shape for m in maps] == [m.shape for m in expected]
+
+
+def test_minibatch_stddev_against_numpy_and_its_moving_average():
+  layer = gan.MinibatchStddev(momentum=0.75)
+  x = np.random.default_rng(1).normal(size=(6, 2, 3, 4)).astype(np.float32)
+  out = layer(x, training=True).numpy()
+  expected = np.sqrt(x.var(axis=0) + 1e-8).mean()  # Population std across the batch.
+  np.testing.assert_allclose(out[..., :4], x)
+  np.testing.assert_allclose(out[..., 4], expected, rtol=1e-5)
+  assert float(layer.moving_stddev.numpy()) == pytest.approx(0.25 * expected, rel=1e-5)
+  layer(x, training=True)
+  moving = 0.75 * 0.25 * expected + 0.25 * expected
+  assert float(layer.moving_stddev.numpy()) == pytest.approx(moving, rel=1e-5)
+  inference = layer(x[:1], training=False).numpy()  # One image: the moving value.
+  np.testing.assert_allclose(inference[..., 4], moving, rtol=1e-5)
+
+
+def test_discriminator_with_minibatch_stddev_scores_each_image_alone_at_inference():
+  config = gan.GanConfig(image_size=32, z_dim=8, num_categories=3, width_multiplier=SMALL,
+                         minibatch_stddev=True)
+  discriminator = gan.Discriminator(config, seed=0).build_for_input()
+  images = tf.random.stateless_uniform([4, 32, 32, 3], [0, 1], -1.0, 1.0)
+  labels = _labels([0, 1, 2, 0], 3)
+  discriminator(images, labels, training=True)  # Moves the moving stddev off zero.
+  assert float(discriminator.stddev.moving_stddev.numpy()) > 0
+  together = discriminator(images, labels).numpy()
+  alone = np.concatenate([discriminator(images[i:i + 1], labels[i:i + 1]).numpy()
+                          for i in range(4)])
+  np.testing.assert_allclose(alone, together, rtol=1e-5, atol=1e-6)
+  trained = discriminator(images, labels, training=True).numpy()
+  shuffled = discriminator(tf.concat([images[:2], images[:2]], 0), labels, training=True)
+  assert not np.allclose(trained[:2], shuffled.numpy()[:2])  # In training the batch matters.

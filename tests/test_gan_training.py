@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from dvbpr_tf import config as config_lib
 from dvbpr_tf.core import workdir as workdir_lib
+from dvbpr_tf.models import gan
 from dvbpr_tf.serving import export as export_lib
 from dvbpr_tf.training import gan_task
 from dvbpr_tf.training import trainer as trainer_lib
@@ -79,3 +80,31 @@ def test_gan_export_reloads_in_plain_tensorflow(tiny_catalog, tmp_path):
   np.testing.assert_allclose(out["images"], expected.numpy(), atol=1e-5)
   assert out["scores"].shape == (3,)
   assert "category out of range" in info["error"]
+
+
+def test_joint_discriminator_batch_scores_real_and_fake_in_one_call(tiny_catalog):
+  config = config_lib.override(config_lib.preset("smoke").gan,
+                               {"discriminator_batch": "joint"})
+  task = gan_task.GanTask(tiny_catalog, config)
+  batch = next(iter(task.dataset(0)))
+  fake = task.generator(gan.sample_latent(task.network, config.batch_size, seed=0),
+                        batch["label"], training=True)
+  d_real, d_fake = task._discriminate(batch["image"], fake, batch["label"])
+  both = task.discriminator(tf.concat([batch["image"], fake], 0),
+                            tf.concat([batch["label"]] * 2, 0), training=True).numpy()
+  np.testing.assert_allclose(np.concatenate([d_real, d_fake]), both, rtol=1e-5, atol=1e-6)
+  separate = task.discriminator(fake, batch["label"], training=True).numpy()
+  assert not np.allclose(d_fake.numpy(), separate)  # Shared batch statistics differ.
+  metrics = task.train_step(batch)
+  assert all(np.isfinite(float(v)) for v in metrics.values())
+
+
+def test_fidelity_with_a_feature_scorer_gives_the_frechet_distance(tiny_catalog):
+  class PixelMeans:  # Stands in for the category classifier: 3 features an image.
+    def features(self, images):
+      return np.asarray(images, np.float32).mean(axis=(1, 2))
+
+  task = gan_task.GanTask(tiny_catalog, config_lib.preset("smoke").gan, PixelMeans())
+  fidelity = task.colour_fidelity(per_category=8)
+  assert fidelity["frechet_classifier"] > fidelity["frechet_classifier_real_halves"] >= 0
+  assert task.colour_fidelity(per_category=8) is fidelity  # Cached for the same step.

@@ -309,3 +309,43 @@ def test_classifier_features_give_a_frechet_distance_that_separates_sets(scorer,
   noise = rng.integers(0, 256, (half, 64, 64, 3), dtype=np.uint8)
   against_noise = gan_metrics.frechet_distance_of(scorer.features(noise), features)
   assert against_noise > 5 * halves, (against_noise, halves)
+
+
+class _FixedScorer:
+  """A category classifier stand-in: the logits and features are the images' mean colour."""
+
+  classifies_categories = True
+  name = "fixed"
+
+  def logits(self, images):
+    return np.asarray(images, np.float32).mean(axis=(1, 2))  # 3 "categories": R, G, B.
+
+  def features(self, images):
+    return self.logits(images) / 255.0
+
+
+def _solid(colour, n):
+  return np.broadcast_to(np.asarray(colour, np.uint8), (n, 8, 8, 3)).copy()
+
+
+def test_source_tally_category_accuracy_and_frechet_against_numpy():
+  from dvbpr_tf.evaluation import gan_metrics  # pylint: disable=g-import-not-at-top
+  tally = image_metrics.SourceTally()
+  red, green = _solid((200, 10, 10), 3), _solid((10, 200, 10), 3)
+  red[1, 0, 0] = (0, 0, 0)  # Keeps the diversity finite, changes no class.
+  tally.add([1.0, 2.0, 3.0], red, category=0)    # All three classified red: right.
+  tally.add([0.0, 0.0, 0.0], green, category=2)  # Green, asked for blue: wrong.
+  scorer = _FixedScorer()
+  real = np.random.default_rng(0).uniform(0, 1, (50, 3))
+  summary = tally.summary(scorer, real_features=real)
+  assert summary["category_accuracy"] == pytest.approx(0.5)
+  pooled = scorer.features(np.concatenate([red, green]))
+  assert summary["frechet_classifier"] == pytest.approx(
+      gan_metrics.frechet_distance_of(pooled, real))
+  assert summary["preference_mean"] == pytest.approx(1.0)
+  unknown = image_metrics.SourceTally()
+  unknown.add([1.0, 1.0, 1.0], red)  # No category given: no accuracy.
+  assert "category_accuracy" not in unknown.summary(scorer)
+  class NotCategories(_FixedScorer):
+    classifies_categories = False
+  assert "category_accuracy" not in tally.summary(NotCategories(), real_features=real)

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from dvbpr_tf import config as config_lib
 from dvbpr_tf.core import workdir as workdir_lib
+from dvbpr_tf.training import bpr_task
 from dvbpr_tf.training import dvbpr_task
 from dvbpr_tf.training import trainer as trainer_lib
 
@@ -85,3 +86,15 @@ def test_learns_on_the_tiny_catalog(tiny_catalog, tmp_path):
   summary = trainer_lib.Trainer(task, loop, workdir_lib.Workdir(tmp_path)).run()
   after = summary["history"][-1]["auc_valid"]
   assert after > 0.6 and after > before + 0.05, (before, after)
+
+
+def test_cosine_schedule_against_the_closed_form():
+  constant = config_lib.OptimizerConfig(learning_rate=2e-3)
+  assert bpr_task.learning_rate(constant, None) == 2e-3
+  schedule = bpr_task.learning_rate(
+      config_lib.OptimizerConfig(learning_rate=2e-3, schedule="cosine"), 100)
+  for step in (0, 25, 50, 99, 100, 150):
+    expected = 2e-3 * 0.5 * (1 + np.cos(np.pi * min(step, 100) / 100))
+    assert float(schedule(step)) == pytest.approx(expected, abs=1e-9)
+  with pytest.raises(ValueError, match="total steps"):
+    bpr_task.learning_rate(config_lib.OptimizerConfig(schedule="cosine"), None)

@@ -56,5 +56,11 @@ def one_of(field: str, value: Any, allowed: Iterable) -> Any:
   return value
 
 
+def boolean(field: str, value: Any) -> bool:
+  if not isinstance(value, (bool, np.bool_)):
+    raise errors.invalid(field, f"must be true or false, got {value!r}")
+  return bool(value)
+
+
 def seed(field: str, value: Any) -> int:
   return integer(field, value, 0, MAX_SEED)

@@ -84,23 +84,35 @@ def total_variation(p, q) -> float:
   return float(0.5 * np.abs(p - q).sum())
 
 
-def colour_comparison(generated, real, seed: int = 0) -> dict:
-  """Generated against real images of one category: each side's statistics, the
-  saturation ratio generated / real, the hue-histogram distance, and the same distance
-  between two disjoint random halves of the real images (the yardstick)."""
-  generated, real = _check_images(generated), _check_images(real)
-  fake, true = colour_statistics(generated), colour_statistics(real)
+def real_reference(real, seed: int = 0) -> dict:
+  """The real side of `colour_comparison` for one category, computed once: the statistics
+  of the real images and the hue-histogram distance between two disjoint random halves of
+  them (the yardstick)."""
+  real = _check_images(real)
   order = np.random.default_rng(seed).permutation(len(real))
   half = len(real) // 2
   first, second = (colour_statistics(real[np.sort(order[:half])]),
                    colour_statistics(real[np.sort(order[half:2 * half])]))
+  return {"real": colour_statistics(real),
+          "hue_distance_real_halves": total_variation(first["hue_histogram"],
+                                                      second["hue_histogram"])}
+
+
+def colour_comparison(generated, real=None, seed: int = 0, reference: dict | None = None
+                      ) -> dict:
+  """Generated against real images of one category: each side's statistics, the
+  saturation ratio generated / real, the hue-histogram distance, and the same distance
+  between two disjoint random halves of the real images (the yardstick). The real side is
+  `reference` (from `real_reference`) when given, else computed from `real`."""
+  generated = _check_images(generated)
+  reference = reference or real_reference(real, seed)
+  fake, true = colour_statistics(generated), reference["real"]
   return {
       "generated": fake, "real": true,
       "saturation_ratio": (fake["saturation"] / true["saturation"]
                            if true["saturation"] > 0 else float("nan")),
       "hue_distance": total_variation(fake["hue_histogram"], true["hue_histogram"]),
-      "hue_distance_real_halves": total_variation(first["hue_histogram"],
-                                                  second["hue_histogram"]),
+      "hue_distance_real_halves": reference["hue_distance_real_halves"],
       "lightness_generated": fake["lightness"], "lightness_real": true["lightness"],
   }
 

@@ -55,6 +55,8 @@ from dvbpr_tf.core import checks
 from dvbpr_tf.core import errors
 from dvbpr_tf.core import files
 from dvbpr_tf.data import catalog as catalog_lib
+from dvbpr_tf.data import input_pipeline
+from dvbpr_tf.evaluation import gan_metrics
 from dvbpr_tf.features import sources as features_lib
 
 INCEPTION_WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels.h5"
@@ -189,31 +191,60 @@ def diversity(images, value_range: tuple[float, float] | None = None) -> float:
 class SourceTally:
   """The top-k images one source returns over the trials of Table IV (or of one eta of the
   eta sweep, Figure 3): each trial's mean preference and diversity, and the images pooled
-  for the quality score."""
+  (with the category each was asked for) for the quality score, the category accuracy and
+  the Fréchet distance to the real images."""
 
   def __init__(self):
     self.preference: list[float] = []
     self.diversity: list[float] = []
     self.pooled: list[np.ndarray] = []
+    self.categories: list[np.ndarray] = []
 
-  def add(self, preferences, images) -> None:
-    """One trial: the returned images' preference scores (eq. 6) and the uint8 images."""
+  def add(self, preferences, images, category: int | None = None) -> None:
+    """One trial: the returned images' preference scores (eq. 6), the uint8 images and the
+    category they should show (None: unknown)."""
     self.preference.append(float(np.mean(preferences)))
     self.diversity.append(diversity(images))
     self.pooled.append(images)
+    self.categories.append(np.full(len(images), -1 if category is None else int(category)))
 
-  def summary(self, scorer: "QualityScorer") -> dict:
+  def summary(self, scorer: "QualityScorer", real_features: np.ndarray | None = None) -> dict:
     """Preference and diversity mean +- std over the trials; quality from `scorer` over all
-    pooled images, mean +- std over up to 10 splits."""
+    pooled images, mean +- std over up to 10 splits. When the scorer is the dataset's
+    category classifier (`classifies_categories`): `category_accuracy`, the share of pooled
+    images it assigns to the category they were asked for; with `real_features` (its
+    features of the real images), `frechet_classifier`, the Fréchet distance between the
+    pooled images' features and those."""
     images = np.concatenate(self.pooled)
+    logits = scorer.logits(images)
     quality_mean, quality_std = classifier_score_split(
-        scorer.logits(images), splits=max(1, min(10, len(images) // 3)))
+        logits, splits=max(1, min(10, len(images) // 3)))
     preference, spread = np.asarray(self.preference), np.asarray(self.diversity)
-    return {"preference_mean": float(preference.mean()),
-            "preference_std": float(preference.std()),
-            "quality_mean": float(quality_mean), "quality_std": float(quality_std),
-            "diversity_mean": float(np.nanmean(spread)),
-            "diversity_std": float(np.nanstd(spread))}
+    out = {"preference_mean": float(preference.mean()),
+           "preference_std": float(preference.std()),
+           "quality_mean": float(quality_mean), "quality_std": float(quality_std),
+           "diversity_mean": float(np.nanmean(spread)),
+           "diversity_std": float(np.nanstd(spread))}
+    if getattr(scorer, "classifies_categories", False):
+      categories = np.concatenate(self.categories)
+      known = categories >= 0
+      if known.any():
+        out["category_accuracy"] = float(
+            (logits[known].argmax(axis=1) == categories[known]).mean())
+      if real_features is not None and len(images) >= 2:
+        out["frechet_classifier"] = gan_metrics.frechet_distance_of(
+            scorer.features(images), real_features)
+    return out
+
+
+def real_features(scorer, catalog: catalog_lib.Catalog, image_size: int) -> np.ndarray | None:
+  """The category classifier's features of every real catalog image decoded at
+  `image_size` (the size the designs have), for `SourceTally.summary`; None for a scorer
+  whose classes are not the catalog's categories."""
+  if not getattr(scorer, "classifies_categories", False):
+    return None
+  table = input_pipeline.ImageTable(catalog.jpegs, image_size, cache_decoded="always")
+  return scorer.features(table.pixels.numpy())
 
 
 class QualityScorer(Protocol):
@@ -394,18 +425,19 @@ class CategoryClassifierScorer(_LogitsScorer):
     else:
       self.model, self.info = self._train_and_cache(catalog, identity)
     self.num_classes = int(catalog.num_categories)
+    self.classifies_categories = True  # Its classes are the catalog's categories.
     self.info.update(metric=self.name, description=self.describe())
 
     model = self.model
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)  # No Python control flow.
     def classify(pixels):
       return model((pixels - 127.5) / 127.5, training=False)  # input_pipeline.scale_images
 
     self._classify = classify
     penultimate = keras.Model(model.inputs, model.get_layer("features").output)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def embed(pixels):
       return penultimate((pixels - 127.5) / 127.5, training=False)
 

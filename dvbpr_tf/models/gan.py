@@ -52,6 +52,19 @@ Other sizes (the paper's Fig. 2, which would give the 128x128 layers, is not in 
 - 32 (tests only): the generator drops deconv6 (deconv5's 32x32x128 feeds to_rgb); the
   discriminator keeps its four convs (2x2x512 before the dense).
 
+Two options that the authors' code does not have (both off by default; the `demo` preset
+turns them on, see config.py):
+- `upsampling='resize'`: each stride-2 transposed conv becomes nearest-neighbour x2 then a
+  3x3 conv, each stride-1 one a 3x3 conv (same filters, BN and lReLU after). A 3x3 transposed
+  conv of stride 2 covers alternate output pixels with 4 and 1..2 kernel taps, the checkerboard
+  that made the demo's samples speckled; the resize keeps every pixel alike.
+- `minibatch_stddev`: before D's dense layer, one channel is appended to the last map: the
+  standard deviation across the batch of each of its features, averaged to one number
+  (ProGAN's minibatch standard deviation, one group). It lets D see a batch whose fakes all
+  share one colour. At inference (training=False) the channel holds a moving average of the
+  training batches' values (with BN's momentum), so D scores each image on its own, as a
+  design's realism term needs.
+
 `width_multiplier` scales every filter count and the 256 channels of the 4x4 map (1.0 = the
 authors' code); the 3 output channels and the single logit are not scaled.
 
@@ -145,6 +158,48 @@ def _batch_norm(config: GanConfig, name: str) -> keras.layers.BatchNormalization
       name=name)
 
 
+@keras.saving.register_keras_serializable(package="dvbpr_tf")
+class ResizeConv(keras.layers.Layer):
+  """Nearest-neighbour upsampling by `strides`, then a 3x3 (SAME) convolution."""
+
+  def __init__(self, filters: int, kernel_size: int, strides: int = 1, name=None,
+               kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+    super().__init__(name=name, **kwargs)
+    self.strides = int(strides)
+    self.conv = keras.layers.Conv2D(filters, kernel_size, padding="same", name="conv",
+                                    kernel_initializer=kernel_initializer,
+                                    bias_initializer=bias_initializer)
+
+  def call(self, x):
+    if self.strides > 1:
+      x = tf.repeat(tf.repeat(x, self.strides, axis=1), self.strides, axis=2)
+    return self.conv(x)
+
+
+@keras.saving.register_keras_serializable(package="dvbpr_tf")
+class MinibatchStddev(keras.layers.Layer):
+  """[B, H, W, F] -> [B, H, W, F + 1]: the mean over features of their standard deviation
+  across the batch, as one more channel; at inference, its moving average."""
+
+  def __init__(self, momentum: float = 0.9, epsilon: float = 1e-8, **kwargs):
+    super().__init__(**kwargs)
+    self.momentum, self.epsilon = momentum, epsilon
+
+  def build(self, input_shape):
+    self.moving_stddev = self.add_weight(shape=(), name="moving_stddev", initializer="zeros",
+                                         trainable=False, autocast=False)
+
+  def call(self, x, training=False):
+    if training:
+      _, variance = tf.nn.moments(tf.cast(x, tf.float32), axes=[0])
+      value = tf.reduce_mean(tf.sqrt(variance + self.epsilon))
+      self.moving_stddev.assign(self.momentum * self.moving_stddev
+                                + (1.0 - self.momentum) * value)
+    else:
+      value = tf.convert_to_tensor(self.moving_stddev)
+    return tf.concat([x, tf.ones_like(x[..., :1]) * tf.cast(value, x.dtype)], axis=-1)
+
+
 def _concat_label(features: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
   """[B, H, W, F] and [B, C] -> [B, H, W, F + C]: the label copied to every pixel."""
   shape = tf.shape(features)
@@ -198,9 +253,14 @@ class Generator(_GanNetwork):
     self.dense_bn = _batch_norm(config, "dense_bn")
     deconvs, bns = [], []
     for index, (filters, stride) in enumerate(generator_blocks(config), start=1):
-      deconvs.append(keras.layers.Conv2DTranspose(
-          filters, GENERATOR_KERNEL, strides=stride, padding="same", name=f"deconv{index}",
-          kernel_initializer=_initializer("normal", seed, index), bias_initializer="zeros"))
+      initializer = _initializer("normal", seed, index)
+      if config.upsampling == "resize":
+        deconvs.append(ResizeConv(filters, GENERATOR_KERNEL, strides=stride,
+                                  name=f"deconv{index}", kernel_initializer=initializer))
+      else:
+        deconvs.append(keras.layers.Conv2DTranspose(
+            filters, GENERATOR_KERNEL, strides=stride, padding="same", name=f"deconv{index}",
+            kernel_initializer=initializer, bias_initializer="zeros"))
       bns.append(_batch_norm(config, f"deconv{index}_bn"))
     self.deconvs, self.bns = tuple(deconvs), tuple(bns)  # Tuples: see _GanNetwork.
     self.to_rgb = keras.layers.Conv2DTranspose(
@@ -254,6 +314,8 @@ class Discriminator(_GanNetwork):
       # No batch norm on the first conv.
       bns.append(None if index == 1 else _batch_norm(config, f"conv{index}_bn"))
     self.convs, self.bns = tuple(convs), tuple(bns)  # Tuples: see _GanNetwork.
+    self.stddev = (MinibatchStddev(config.bn_momentum, name="minibatch_stddev")
+                   if config.minibatch_stddev else None)
     self.flatten = keras.layers.Flatten()
     self.dense = keras.layers.Dense(
         1, name="dense", kernel_initializer=_initializer("normal", seed, 0),
@@ -271,6 +333,8 @@ class Discriminator(_GanNetwork):
         x = bn(x, training=training)
       x = tf.nn.leaky_relu(x, alpha=self.config.leaky_slope)
       maps.append(x)
+    if self.stddev is not None:
+      x = self.stddev(x, training=training)
     maps.append(self.dense(self.flatten(x)))
     return maps
 

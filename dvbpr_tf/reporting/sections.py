@@ -138,6 +138,17 @@ def gan(results: Mapping[str, Any], prefix: str = "") -> list[page.Section]:
         tuple((name, (f"{key}.{name}.saturation_ratio", f"{key}.{name}.hue_distance",
                       f"{key}.{name}.hue_distance_real_halves"))
               for name in fidelity["by_category"] if "." not in name), digits=3))
+  if fidelity.get("frechet_classifier") is not None:
+    blocks.append(
+        "Fréchet distance between generated and real images in the penultimate features of "
+        "the dataset's own category classifier (the network of Table IV's quality score; not "
+        "FID, which uses ImageNet's Inception), beside the same distance between two halves "
+        "of the real images.")
+    blocks.append(page.Values((
+        page.Value("classifier Fréchet distance, generated vs real",
+                   f"{prefix}colour_fidelity.frechet_classifier", 2),
+        page.Value("the same, two halves of the real images",
+                   f"{prefix}colour_fidelity.frechet_classifier_real_halves", 2))))
   if sub.get("samples"):
     blocks.append(page.Figure(sub["samples"], "GAN samples at a fixed z, one row per "
                               "category (the generated images of the paper's Fig. 4)."))
@@ -151,12 +162,18 @@ def gan(results: Mapping[str, Any], prefix: str = "") -> list[page.Section]:
 def design(results: Mapping[str, Any], prefix: str = "") -> list[page.Section]:
   """One user's top-3 retrieved and top-3 generated items of a category."""
   sub = _sub(results, prefix)
-  rows = [(f"retrieved #{n + 1} (eq. 8)", (f"{prefix}retrieved.{n}.preference", None))
+  checked = all("category_probability" in row
+                for row in list(sub.get("retrieved", ())) + list(sub.get("generated", ())))
+  extra = lambda key: (f"{key}.category_probability",) if checked else ()
+  rows = [(f"retrieved #{n + 1} (eq. 8)", (f"{prefix}retrieved.{n}.preference", None)
+           + extra(f"{prefix}retrieved.{n}"))
           for n in range(len(sub.get("retrieved", ())))]
   rows += [(f"generated #{n + 1} (eq. 10)", (f"{prefix}generated.{n}.preference",
-                                             f"{prefix}generated.{n}.realism_D"))
+                                             f"{prefix}generated.{n}.realism_D")
+            + extra(f"{prefix}generated.{n}"))
            for n in range(len(sub.get("generated", ())))]
-  blocks: list = [page.Grid(("preference theta_u . Phi(image)", "realism D(G(z))"),
+  blocks: list = [page.Grid(("preference theta_u . Phi(image)", "realism D(G(z))")
+                            + (("P(category), category classifier",) if checked else ()),
                             tuple(rows))]
   if sub.get("figure"):
     blocks.append(page.Figure(sub["figure"], f"Personalised design for user "
@@ -174,10 +191,14 @@ def tailoring(results: Mapping[str, Any], prefix: str = "") -> list[page.Section
   blocks: list = [page.Values((
       page.Value("inversion L1 distance, start", prefix + "inversion_l1_before"),
       page.Value("inversion L1 distance, after (eq. 12)", prefix + "inversion_l1_after")))]
-  blocks.append(page.Grid(("preference", "realism D(G(z))"), tuple(
-      (f"iteration {step.get('step')}", (f"{prefix}iterations.{n}.preference",
-                                         f"{prefix}iterations.{n}.realism_D"))
-      for n, step in enumerate(sub.get("iterations", ())))))
+  checked = all("category_probability" in step for step in sub.get("iterations", ()))
+  blocks.append(page.Grid(
+      ("preference", "realism D(G(z))")
+      + (("P(category), category classifier",) if checked else ()), tuple(
+          (f"iteration {step.get('step')}", (f"{prefix}iterations.{n}.preference",
+                                             f"{prefix}iterations.{n}.realism_D")
+           + ((f"{prefix}iterations.{n}.category_probability",) if checked else ()))
+          for n, step in enumerate(sub.get("iterations", ())))))
   if sub.get("figure"):
     blocks.append(page.Figure(sub["figure"], f"Tailoring {sub.get('query')} for user "
                               f"{sub.get('user')}: the query, its reconstruction by the GAN "
@@ -206,25 +227,41 @@ def table3(results: Mapping[str, Any], methods: Sequence[str]) -> list[page.Sect
 
 
 def table4(results: Mapping[str, Any], sources: Mapping[str, str]) -> list[page.Section]:
-  """Table IV: preference, quality and diversity of four image sources (name -> label)."""
-  rows = tuple((label, tuple(f"{source}.{metric}_{stat}"
-                             for metric in ("preference", "quality", "diversity")
-                             for stat in ("mean", "std")))
-               for source, label in sources.items() if source in results)
+  """Table IV: preference, quality and diversity of four image sources (name -> label), and,
+  with the category classifier, each source's category accuracy and Fréchet distance."""
+  present = [source for source in sources if source in results]
+  extras = [key for key in ("category_accuracy", "frechet_classifier")
+            if present and all(key in results[source] for source in present)]
+  rows = tuple((sources[source], tuple(f"{source}.{metric}_{stat}"
+                                       for metric in ("preference", "quality", "diversity")
+                                       for stat in ("mean", "std"))
+                + tuple(f"{source}.{key}" for key in extras))
+               for source in present)
+  names = {"category_accuracy": "category accuracy", "frechet_classifier": "classifier Fréchet"}
   return [page.Section("Table IV", (
-      page.Grid(("preference", "+-", "quality", "+-", "diversity", "+-"), rows),
+      page.Grid(("preference", "+-", "quality", "+-", "diversity", "+-")
+                + tuple(names[key] for key in extras), rows),
       f"Over {results.get('trials')} trials. Preference: mean theta_u . Phi(image) of the "
       f"top-3 (eq. 6). Quality: {results.get('quality_metric')}. Diversity: 1 - mean "
-      "pairwise SSIM of the top-3."))]
+      "pairwise SSIM of the top-3."
+      + (" Category accuracy: the share of images the dataset's category classifier assigns "
+         "to the category they were made for. Classifier Fréchet: the Fréchet distance to "
+         "all real images in that classifier's penultimate features (not FID)."
+         if extras else "")))]
 
 
 def eta_sweep(results: Mapping[str, Any]) -> list[page.Section]:
   """Figure 3: the three metrics of synthesis as eta grows."""
   curves = results.get("curves", ())
+  extras = [key for key in ("category_accuracy", "frechet_classifier")
+            if curves and all(key in curve for curve in curves)]
   rows = tuple((f"eta = {curve.get('eta'):g}", tuple(
-      f"curves.{n}.{metric}_mean" for metric in ("preference", "quality", "diversity")))
+      f"curves.{n}.{metric}_mean" for metric in ("preference", "quality", "diversity"))
+      + tuple(f"curves.{n}.{key}" for key in extras))
                for n, curve in enumerate(curves))
-  blocks: list = [page.Grid(("preference", "quality", "diversity"), rows),
+  names = {"category_accuracy": "category accuracy", "frechet_classifier": "classifier Fréchet"}
+  blocks: list = [page.Grid(("preference", "quality", "diversity")
+                            + tuple(names[key] for key in extras), rows),
                   "Trends: " + "; ".join(f"{k} {v}" for k, v in results.get("trend", {}).items())]
   if results.get("figure"):
     blocks.append(page.Figure(results["figure"], "Preference, quality and diversity of "

@@ -8,26 +8,44 @@ LABELS = {"random_real": "random X_c", "random_generated": "random G(., c)",
           "retrieval": "delta(u, c)", "synthesis": "delta-hat(u, c)"}
 
 
-def markdown(results, *, dataset, preset, trials, quality_name, eta) -> str:
-  lines = [f"# Table IV on {dataset} ({preset} preset, {trials} trials, eta = {eta:g})", "",
-           "| source | preference | quality | diversity |", "|---|---|---|---|"]
+EXTRA = (("category_accuracy", "category accuracy"),
+         ("frechet_classifier", "classifier Fréchet to real"))
+
+
+def _extras(results) -> tuple[tuple[str, str], ...]:
+  """The design-fidelity columns every source has (with the dataset's category classifier)."""
+  return tuple((key, label) for key, label in EXTRA
+               if all(key in results[source] for source in SOURCES))
+
+
+def markdown(results, *, dataset, preset, trials, quality_name, eta, steps=None) -> str:
+  extras = _extras(results)
+  design = f", eta = {eta:g}" + (f", {steps} Adam steps" if steps is not None else "")
+  lines = [f"# Table IV on {dataset} ({preset} preset, {trials} trials{design})", "",
+           "| source | preference | quality | diversity |"
+           + "".join(f" {label} |" for _, label in extras),
+           "|---|---|---|---|" + "---|" * len(extras)]
   for source in SOURCES:
     r = results[source]
     lines.append(f"| {LABELS[source]} | {r['preference_mean']:.4f} +- {r['preference_std']:.2f}"
                  f" | {r['quality_mean']:.4f} +- {r['quality_std']:.2f} | "
-                 f"{r['diversity_mean']:.4f} +- {r['diversity_std']:.2f} |")
+                 f"{r['diversity_mean']:.4f} +- {r['diversity_std']:.2f} |"
+                 + "".join(f" {r[key]:.3f} |" for key, _ in extras))
   lines += ["", f"Quality: {quality_name}.",
             "Preference: mean theta_u . Phi(image) of the top-3 (eq. 6). Diversity: 1 - mean "
             "pairwise SSIM of the top-3 (scikit-image)."]
+  if extras:
+    lines.append("Category accuracy: the share of the images the category classifier assigns "
+                 "to the category they were made for (do designs stay products?). Classifier "
+                 "Fréchet to real: the Fréchet distance between the images' and all real "
+                 "images' penultimate classifier features (not FID).")
   return "\n".join(lines) + "\n"
 
 
 def csv_text(results) -> str:
   keys = ("preference_mean", "preference_std", "quality_mean", "quality_std",
-          "diversity_mean", "diversity_std")
+          "diversity_mean", "diversity_std") + tuple(key for key, _ in _extras(results))
   lines = ["source," + ",".join(keys)]
   for source in SOURCES:
     lines.append(source + "," + ",".join(f"{results[source][k]:.6f}" for k in keys))
   return "\n".join(lines) + "\n"
-
-

@@ -27,18 +27,29 @@ def default_sampler(catalog: catalog_lib.Catalog, seed: int) -> sampler_lib.Trip
                                     seed=seed)
 
 
+def learning_rate(config: config_lib.OptimizerConfig, total_steps: int | None):
+  """Adam's step size: a constant, or a cosine decay to 0 over `total_steps`."""
+  if config.schedule == "constant":
+    return config.learning_rate
+  if not total_steps:
+    raise ValueError("a cosine schedule needs the run's total steps")
+  return keras.optimizers.schedules.CosineDecay(config.learning_rate, int(total_steps))
+
+
 class BprTask:
   """Adam on `model.loss_terms` over a triplet sampler's batches."""
 
   example_unit = "pairs"
 
   def __init__(self, model: keras.Model, catalog: catalog_lib.Catalog, *, batch_size: int,
-               optimizer: config_lib.OptimizerConfig, sampler: sampler_lib.TripletSampler):
+               optimizer: config_lib.OptimizerConfig, sampler: sampler_lib.TripletSampler,
+               total_steps: int | None = None):
+    """`total_steps`: the run's training steps, over which a 'cosine' schedule decays."""
     self.model, self.catalog = model, catalog
     self.metric_names = tuple(model.metric_names)
     self.batch_size = self.examples_per_step = batch_size
     self.optimizer = distribution.loss_scaling(keras.optimizers.Adam(
-        learning_rate=optimizer.learning_rate, beta_1=optimizer.beta_1,
+        learning_rate=learning_rate(optimizer, total_steps), beta_1=optimizer.beta_1,
         beta_2=optimizer.beta_2, epsilon=optimizer.epsilon))
     self.optimizer.build(model.trainable_variables)
     self.sampler = sampler

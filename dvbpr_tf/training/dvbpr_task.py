@@ -43,7 +43,8 @@ class DvbprTask(bpr_task.BprTask):
     self.config = config
     super().__init__(build_model(catalog, config), catalog,
                      batch_size=config.pipeline.batch_size, optimizer=config.optimizer,
-                     sampler=bpr_task.default_sampler(catalog, config.seed))
+                     sampler=bpr_task.default_sampler(catalog, config.seed),
+                     total_steps=config.train.epochs * steps_per_epoch(catalog, config))
     self.table = table or input_pipeline.ImageTable.from_config(catalog.jpegs, config.pipeline)
     # Made under a strategy's scope, the task evaluates on that strategy's devices.
     devices = (tf.distribute.get_strategy().extended.worker_devices

@@ -2,7 +2,8 @@
 
 Per batch, as the authors' code: one discriminator step then one generator step, both with
 the same z and the batch's category labels, Adam(1e-4, beta_1 0.5, beta_2 0.99) each
-(docs/reproduction.md §4). z is drawn with stateless random ops keyed on the step, so a resumed
+(docs/reproduction.md §4); with `discriminator_batch='joint'` (not the authors') D scores the
+real and the fake batch in one call, in both steps. z is drawn with stateless random ops keyed on the step, so a resumed
 run draws the same noise. At every checkpoint the task writes, to TensorBoard, a grid of
 samples per category at a fixed z and the colour fidelity of its samples against the real
 images of each category (evaluation/gan_metrics.py).
@@ -53,7 +54,11 @@ class GanTask:
   metric_names = ("d_loss", "g_loss", "d_real", "d_fake")
   example_unit = "images"
 
-  def __init__(self, catalog: catalog_lib.Catalog, config: config_lib.GanTrainConfig):
+  def __init__(self, catalog: catalog_lib.Catalog, config: config_lib.GanTrainConfig,
+               feature_scorer=None):
+    """`feature_scorer` (optional): anything with `features(uint8 images) -> [N, D]`, e.g.
+    the dataset's category classifier; with it each fidelity check also gives the Fréchet
+    distance in its features."""
     if catalog.num_items < config.batch_size:
       raise errors.ConfigError(
           f"the catalog has {catalog.num_items} items, fewer than one batch "
@@ -76,6 +81,10 @@ class GanTask:
     self.grid_z = tf.tile(z, [network.num_categories, 1])
     self.grid_categories = tf.repeat(tf.range(network.num_categories, dtype=tf.int64), count)
     self._real = None
+    self._references: dict[int, dict] = {}  # Per category: the real side of the colours.
+    self._real_features = None
+    self._fidelity: tuple[int, dict] | None = None  # (step, figures) of the last check.
+    self.feature_scorer = feature_scorer
     self._generate = tf.function(
         lambda z, c: self.generator(z, tf.one_hot(c, network.num_categories), training=False),
         reduce_retracing=True)
@@ -106,21 +115,32 @@ class GanTask:
     share = distribution.replica_share
     with tf.GradientTape() as tape:
       fake = self.generator(z, labels, training=True)
-      d_real = tf.cast(self.discriminator(images, labels, training=True), tf.float32)
-      d_fake = tf.cast(self.discriminator(fake, labels, training=True), tf.float32)
+      d_real, d_fake = self._discriminate(images, fake, labels)
       d_loss = share(losses.lsgan_discriminator_loss(d_real, d_fake))
       scaled = self.d_optimizer.scale_loss(d_loss)
     distribution.apply_gradients(self.d_optimizer, tape, scaled,
                                  self.discriminator.trainable_variables)
     with tf.GradientTape() as tape:
       fake = self.generator(z, labels, training=True)
-      g_loss = share(losses.lsgan_generator_loss(
-          tf.cast(self.discriminator(fake, labels, training=True), tf.float32)))
+      _, g_fake = self._discriminate(images, fake, labels, real_needed=False)
+      g_loss = share(losses.lsgan_generator_loss(g_fake))
       scaled = self.g_optimizer.scale_loss(g_loss)
     distribution.apply_gradients(self.g_optimizer, tape, scaled,
                                  self.generator.trainable_variables)
     return {"d_loss": d_loss, "g_loss": g_loss, "d_real": share(tf.reduce_mean(d_real)),
             "d_fake": share(tf.reduce_mean(d_fake))}
+
+  def _discriminate(self, images, fake, labels, real_needed: bool = True):
+    """D(real) and D(fake) [B, 1] float32 in training mode: two calls ('separate', the
+    authors'; without `real_needed` only the fake one) or one call on both ('joint')."""
+    if self.config.discriminator_batch == "joint":
+      scores = tf.cast(self.discriminator(tf.concat([images, tf.cast(fake, images.dtype)], 0),
+                                          tf.concat([labels, labels], 0), training=True),
+                       tf.float32)
+      return tf.split(scores, 2, axis=0)
+    d_real = (tf.cast(self.discriminator(images, labels, training=True), tf.float32)
+              if real_needed else None)
+    return d_real, tf.cast(self.discriminator(fake, labels, training=True), tf.float32)
 
   def evaluate(self):
     return {}
@@ -143,33 +163,69 @@ class GanTask:
     return self._real
 
   def colour_fidelity(self, per_category: int = FIDELITY_SAMPLES) -> dict:
-    """Generated against real colours per category (evaluation/gan_metrics): `per_category`
+    """Generated against real images per category (evaluation/gan_metrics): `per_category`
     samples at a fixed z against up to as many real images of the category (categories with
-    fewer than 2 real images are skipped), and the worst category of each figure."""
+    fewer than 2 real images are skipped), and the worst category of each figure. With a
+    `feature_scorer`, also the Fréchet distance in its features between all those samples and
+    every real image, beside the same distance between two disjoint halves of the real
+    images. Cached per training step."""
+    step = int(self.d_optimizer.iterations.numpy())
+    if self._fidelity is not None and self._fidelity[0] == step:
+      return self._fidelity[1]
     real = self.real_images()
     z = gan.sample_latent(self.network, per_category, seed=self.config.seed + 104729)
-    by_category = {}
+    by_category, samples = {}, []
     for category, name in enumerate(self.catalog.category_names):
       members = np.flatnonzero(self.catalog.item_category == category)[:per_category]
       if len(members) < 2:
         continue
       labels = tf.fill([per_category], tf.constant(category, tf.int64))
       generated = input_pipeline.to_uint8(self._generate(z, labels))
-      by_category[str(name)] = gan_metrics.colour_comparison(generated, real[members],
-                                                             seed=self.config.seed)
-    return {"by_category": by_category, **gan_metrics.summarise_colours(by_category)}
+      samples.append(generated)
+      if category not in self._references:
+        self._references[category] = gan_metrics.real_reference(real[members],
+                                                                seed=self.config.seed)
+      by_category[str(name)] = gan_metrics.colour_comparison(
+          generated, reference=self._references[category])
+    figures = {"by_category": by_category, **gan_metrics.summarise_colours(by_category)}
+    if self.feature_scorer is not None and samples:
+      figures.update(self._frechet(np.concatenate(samples)))
+    self._fidelity = (step, figures)
+    return figures
+
+  def _frechet(self, generated: np.ndarray) -> dict:
+    if self._real_features is None:
+      features = self.feature_scorer.features(self.real_images())
+      order = np.random.default_rng(self.config.seed).permutation(len(features))
+      half = len(features) // 2
+      self._real_features = (features, gan_metrics.frechet_distance_of(
+          features[order[:half]], features[order[half:2 * half]]))
+    features, halves = self._real_features
+    return {"frechet_classifier": gan_metrics.frechet_distance_of(
+                self.feature_scorer.features(generated), features),
+            "frechet_classifier_real_halves": halves}
 
   def write_summaries(self, step: int) -> None:
+    """The sample grid at every checkpoint; the fidelity figures every `sample_every_steps`
+    steps and at the end."""
     grid = tile(self.sample_grid(), self.config.samples_per_category)
     tf.summary.image("samples/grid (rows: categories)", grid[None], step=step)
+    every = self.config.sample_every_steps
+    last = self.steps_per_epoch * self.config.epochs
+    if not (step >= last or (every and step % every == 0)):
+      return
     fidelity = self.colour_fidelity()
     for key in ("saturation_ratio_min", "hue_distance_max",
-                "hue_distance_over_real_halves_max"):
-      tf.summary.scalar(f"fidelity/{key}", fidelity[key], step=step)
+                "hue_distance_over_real_halves_max", "frechet_classifier",
+                "frechet_classifier_real_halves"):
+      if key in fidelity:
+        tf.summary.scalar(f"fidelity/{key}", fidelity[key], step=step)
     for name, figures in fidelity["by_category"].items():
       tf.summary.scalar(f"fidelity_saturation_ratio/{name}", figures["saturation_ratio"],
                         step=step)
       tf.summary.scalar(f"fidelity_hue_distance/{name}", figures["hue_distance"], step=step)
+      tf.summary.scalar(f"fidelity_lightness/{name}", figures["lightness_generated"],
+                        step=step)
 
 
 def tile(images: np.ndarray, columns: int, pad: int = 2) -> np.ndarray:
