@@ -11,6 +11,9 @@ import pytest
 from tests import report_checks
 from tests.conftest import REPO, SHOPPERS_DUMMY_DATA
 
+NAMES = ("t_shirt_top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker",
+         "bag", "ankle_boot")  # The tiny data's categories.
+
 
 def _main(*args, timeout=300):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -151,6 +154,8 @@ def test_design_and_tailoring_smoke_runs(tiny_data_dir, tmp_path, demo_run):
   assert done.returncode == 0, done.stderr[-3000:]
   results = json.loads((work / "results.json").read_text())
   assert len(results["retrieved"]) == 3 and len(results["generated"]) == 3
+  for row in results["retrieved"] + results["generated"]:  # Does each still show a bag?
+    assert 0 <= row["category_probability"] <= 1 and row["classified_as"] in NAMES
   assert (work / "figures" / "design_user3_bag.png").exists()
   assert not (work / "dvbpr").exists() and not (work / "gan").exists()  # Reused, not trained.
   report_checks.check_report(work, min_numbers=6, min_images=1)
@@ -159,6 +164,7 @@ def test_design_and_tailoring_smoke_runs(tiny_data_dir, tmp_path, demo_run):
   assert done.returncode == 0, done.stderr[-3000:]
   results = json.loads((work / "results.json").read_text())
   assert [it["step"] for it in results["iterations"]] == [0, 10, 20, 30, 40, 50]
+  assert all(0 <= it["category_probability"] <= 1 for it in results["iterations"])
   report_checks.check_report(work, min_numbers=14, min_images=1)
 
   done = _main("--experiment=table4", "--trials=2", *common)
@@ -168,6 +174,8 @@ def test_design_and_tailoring_smoke_runs(tiny_data_dir, tmp_path, demo_run):
     for key in ("preference_mean", "preference_std", "quality_mean", "quality_std",
                 "diversity_mean", "diversity_std"):
       assert key in results[source], (source, key)
+    assert 0 <= results[source]["category_accuracy"] <= 1
+    assert results[source]["frechet_classifier"] >= 0
   assert "not the Inception Score" in results["quality_metric"]
   assert (work / "table4.md").exists() and (work / "table4.csv").exists()
   report_checks.check_report(work, min_numbers=24)
@@ -177,6 +185,7 @@ def test_design_and_tailoring_smoke_runs(tiny_data_dir, tmp_path, demo_run):
   assert done.returncode == 0, done.stderr[-3000:]
   results = json.loads((work / "results.json").read_text())
   assert [c["eta"] for c in results["curves"]] == [0.0, 1.0, 10.0]
+  assert all(0 <= c["category_accuracy"] <= 1 for c in results["curves"])
   assert set(results["trend"]) == {"preference", "quality", "diversity"}
   assert (work / "eta_sweep.csv").exists() and (work / "figures" / "eta_sweep.png").exists()
   report_checks.check_report(work, min_numbers=9, min_images=1)
