@@ -396,6 +396,8 @@ class GanTrainConfig:
     sample_every_steps: steps between checkpoints with a sample grid and the fidelity
       figures (colours, classifier Fréchet distance) in TensorBoard (0: at the end only).
     samples_per_category: columns of the sample grid.
+    fidelity_samples: generated images per category of each fidelity check (colours, the
+      classifier Fréchet distance), against up to as many real ones.
     discriminator_batch: 'separate' (the authors' code: D sees the real batch and the fake
       batch in two calls, so each has its own batch-norm statistics) or 'joint' (one call on
       real and fake together, shared statistics: a colour every fake shares is not
@@ -414,12 +416,14 @@ class GanTrainConfig:
   steps_per_loop: int = 50
   sample_every_steps: int = 1000
   samples_per_category: int = 8
+  fidelity_samples: int = 600
   discriminator_batch: str = "separate"
   cache_decoded: str = "auto"
   seed: int = 0
 
   def __post_init__(self):
-    for name in ("batch_size", "epochs", "steps_per_loop", "samples_per_category"):
+    for name in ("batch_size", "epochs", "steps_per_loop", "samples_per_category",
+                 "fidelity_samples"):
       checks.integer(name, getattr(self, name), 1)
     checks.integer("steps_per_epoch", self.steps_per_epoch, 0)
     checks.integer("sample_every_steps", self.sample_every_steps, 0,
@@ -561,7 +565,8 @@ def _smoke() -> ExperimentConfig:
                                steps_per_epoch=5, steps_per_loop=5),
       gan=GanTrainConfig(network=GanConfig(image_size=32, width_multiplier=0.125),
                          batch_size=8, epochs=1, steps_per_epoch=4, steps_per_loop=2,
-                         sample_every_steps=4, samples_per_category=4),
+                         sample_every_steps=4, samples_per_category=4,
+                         fidelity_samples=16),
       design=DesignRunConfig(table4_trials=3, eta_sweep_trials=2))
 
 

@@ -33,9 +33,6 @@ def steps_per_epoch(catalog: catalog_lib.Catalog, config: config_lib.GanTrainCon
   return trainer.steps_per_epoch(catalog.num_items, config.batch_size, config.steps_per_epoch)
 
 
-FIDELITY_SAMPLES = 600  # Generated (and at most real) images per category for the colours.
-
-
 def build_networks(catalog: catalog_lib.Catalog, config: config_lib.GanTrainConfig
                    ) -> tuple[gan.Generator, gan.Discriminator]:
   """The generator and discriminator for this catalog's categories, their initial weights
@@ -162,13 +159,14 @@ class GanTask:
                                                 self.network.image_size))
     return self._real
 
-  def colour_fidelity(self, per_category: int = FIDELITY_SAMPLES) -> dict:
+  def colour_fidelity(self, per_category: int | None = None) -> dict:
     """Generated against real images per category (evaluation/gan_metrics): `per_category`
-    samples at a fixed z against up to as many real images of the category (categories with
+    (default: the config's `fidelity_samples`) samples at a fixed z against up to as many real images of the category (categories with
     fewer than 2 real images are skipped), and the worst category of each figure. With a
     `feature_scorer`, also the Fréchet distance in its features between all those samples and
     every real image, beside the same distance between two disjoint halves of the real
     images. Cached per training step."""
+    per_category = per_category or self.config.fidelity_samples
     step = int(self.d_optimizer.iterations.numpy())
     if self._fidelity is not None and self._fidelity[0] == step:
       return self._fidelity[1]
