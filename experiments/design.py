@@ -80,19 +80,6 @@ def load_models(spec, catalog, dvbpr_config, gan_config, request: DesignRequest 
   return d_task, g_task, designer, work
 
 
-def category_check(catalog, images, category: int) -> list[dict] | None:
-  """Does each image still show its category? Per image, the dataset's category classifier's
-  probability of `category` and the category it picks (None with a single category)."""
-  if catalog.num_categories < 2 or not len(images):
-    return None
-  logits = image_metrics.CategoryClassifierScorer(catalog).logits(np.stack(images))
-  logits = logits - logits.max(axis=1, keepdims=True)
-  probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-  return [{"category_probability": float(p[category]),
-           "classified_as": str(catalog.category_names[int(p.argmax())])}
-          for p in probabilities]
-
-
 def _with_checks(rows: list[dict], checks) -> list[dict]:
   return rows if checks is None else [{**row, **check} for row, check in zip(rows, checks)]
 
@@ -110,6 +97,7 @@ def run_design(spec: common.RunSpec, dvbpr_config, gan_config, config: design_li
   ids, scores = design_lib.retrieve(d_task.user_vectors()[user], item_vectors,
                                     catalog.item_category, category, config.top_k)
   result = designer.synthesize(user, category, config)
+  scorer = image_metrics.category_classifier(catalog)
   real = list(input_pipeline.decode_items(catalog.jpegs, ids, g_task.network.image_size))
   generated = list(input_pipeline.to_uint8(result.chosen_images))
   chosen_pref = result.preference[result.chosen]
@@ -125,12 +113,13 @@ def run_design(spec: common.RunSpec, dvbpr_config, gan_config, config: design_li
       "retrieved": _with_checks(
           [{"item_id": int(i), "source_id": str(catalog.source_ids[i]),
             "preference": float(s)} for i, s in zip(ids, scores)],
-          category_check(catalog, real, category)),
+          image_metrics.category_checks(scorer, real, category, catalog.category_names)),
       "generated": _with_checks(
           [{"start": int(k), "preference": float(result.preference[k]),
             "objective": float(result.objective[k]),
             "realism_D": float(result.realism[k])} for k in result.chosen],
-          category_check(catalog, generated, category)),
+          image_metrics.category_checks(scorer, generated, category,
+                                        catalog.category_names)),
       "generated_preference_all_starts_mean": float(np.mean(result.preference)),
       "figure": str(path), "wall_time_seconds": time.time() - started,
   })
@@ -195,7 +184,9 @@ def run_tailoring(spec: common.RunSpec, dvbpr_config, gan_config,
           [{"step": int(s), "preference": float(p), "objective": float(o),
             "realism_D": float(r)} for s, p, o, r in
            zip(result.steps, result.preference, result.objective, result.realism)],
-          category_check(catalog, list(input_pipeline.to_uint8(result.images)), category)),
+          image_metrics.category_checks(image_metrics.category_classifier(catalog),
+                                        list(input_pipeline.to_uint8(result.images)), category,
+                                        catalog.category_names)),
       "figure": str(path), "wall_time_seconds": time.time() - started,
   })
   work.write_results(results)

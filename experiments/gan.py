@@ -32,9 +32,9 @@ from experiments import common
 def run(spec: common.RunSpec, config: config_lib.GanTrainConfig, catalog=None) -> dict:
   started = time.time()
   run_config = {"run": spec.__dict__, "model": "gan", "gan": dataclasses.asdict(config)}
-  catalog, work, task, strategy = common.start_training(
-      spec, run_config, lambda data: gan_task.GanTask(data, config, _feature_scorer(data)),
-      catalog)
+  make_task = lambda data: gan_task.GanTask(data, config,
+                                            image_metrics.category_classifier(data))
+  catalog, work, task, strategy = common.start_training(spec, run_config, make_task, catalog)
   loop = trainer_lib.LoopConfig(
       epochs=config.epochs, steps_per_epoch=task.steps_per_epoch,
       steps_per_loop=min(config.steps_per_loop, task.steps_per_epoch),
@@ -100,14 +100,6 @@ def run(spec: common.RunSpec, config: config_lib.GanTrainConfig, catalog=None) -
         f"Export:      {export_path}\nResults:     {work.results_path}\n"
         f"Report:      {report}", flush=True)
   return results
-
-
-def _feature_scorer(catalog):
-  """The dataset's category classifier (trained once and cached beside the dataset, shared
-  with Table IV's quality score), for the Fréchet distance; None with a single category."""
-  if catalog.num_categories < 2:
-    return None
-  return image_metrics.CategoryClassifierScorer(catalog)
 
 
 def _with_row_labels(grid: np.ndarray, names, size: int, pad: int = 2) -> np.ndarray:

@@ -92,7 +92,8 @@ def run(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.Desig
                              trials=trials, quality_name=scorer.name, eta=config.eta,
                              steps=config.steps)
   files.write_bytes_atomic(work.root / "table4.md", text.encode())
-  files.write_bytes_atomic(work.root / "table4.csv", table4_lib.csv_text(results_by_source).encode())
+  files.write_bytes_atomic(work.root / "table4.csv",
+                           table4_lib.csv_text(results_by_source).encode())
   results = common.results_header(spec, catalog)
   results.update({**results_by_source, "trials": trials, "quality_metric": scorer.name,
                   "design_config": dataclasses.asdict(config),

@@ -84,15 +84,21 @@ def total_variation(p, q) -> float:
   return float(0.5 * np.abs(p - q).sum())
 
 
+def random_halves(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+  """Two disjoint random halves of range(n) (each n // 2 sorted indices): the real-vs-real
+  yardstick's split."""
+  order = np.random.default_rng(seed).permutation(n)
+  half = n // 2
+  return np.sort(order[:half]), np.sort(order[half:2 * half])
+
+
 def real_reference(real, seed: int = 0) -> dict:
   """The real side of `colour_comparison` for one category, computed once: the statistics
   of the real images and the hue-histogram distance between two disjoint random halves of
   them (the yardstick)."""
   real = _check_images(real)
-  order = np.random.default_rng(seed).permutation(len(real))
-  half = len(real) // 2
-  first, second = (colour_statistics(real[np.sort(order[:half])]),
-                   colour_statistics(real[np.sort(order[half:2 * half])]))
+  one, other = random_halves(len(real), seed)
+  first, second = colour_statistics(real[one]), colour_statistics(real[other])
   return {"real": colour_statistics(real),
           "hue_distance_real_halves": total_variation(first["hue_histogram"],
                                                       second["hue_histogram"])}

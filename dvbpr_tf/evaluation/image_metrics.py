@@ -237,6 +237,22 @@ class SourceTally:
     return out
 
 
+def category_classifier(catalog: catalog_lib.Catalog) -> "CategoryClassifierScorer | None":
+  """The dataset's category classifier (trained once, cached beside the dataset), or None
+  for a catalog of a single category, where no classifier can be trained."""
+  return CategoryClassifierScorer(catalog) if catalog.num_categories >= 2 else None
+
+
+def category_checks(scorer, images, category: int, names) -> list[dict] | None:
+  """Does each image still show `category`? Per image, the classifier's probability of it
+  and the name (from `names`) of the category it picks; None without a scorer or images."""
+  if scorer is None or not len(images):
+    return None
+  probabilities = np.exp(_log_softmax(scorer.logits(np.stack(images)).astype(np.float64)))
+  return [{"category_probability": float(p[category]),
+           "classified_as": str(names[int(p.argmax())])} for p in probabilities]
+
+
 def real_features(scorer, catalog: catalog_lib.Catalog, image_size: int) -> np.ndarray | None:
   """The category classifier's features of every real catalog image decoded at
   `image_size` (the size the designs have), for `SourceTally.summary`; None for a scorer
@@ -542,6 +558,7 @@ def quality_scorer_from_name(name: str | None, catalog: catalog_lib.Catalog | No
 
 __all__ = [
     "CategoryClassifierScorer", "INCEPTION_WEIGHTS_FILE", "InceptionScorer", "QualityScorer",
-    "classifier_score_from_logits", "classifier_score_split", "diversity",
-    "quality_scorer_from_name", "to_pixels", "train_category_classifier",
+    "SourceTally", "category_checks", "category_classifier", "classifier_score_from_logits",
+    "classifier_score_split", "diversity", "quality_scorer_from_name", "real_features",
+    "to_pixels", "train_category_classifier",
 ]

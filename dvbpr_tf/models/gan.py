@@ -158,7 +158,6 @@ def _batch_norm(config: GanConfig, name: str) -> keras.layers.BatchNormalization
       name=name)
 
 
-@keras.saving.register_keras_serializable(package="dvbpr_tf")
 class ResizeConv(keras.layers.Layer):
   """Nearest-neighbour upsampling by `strides`, then a 3x3 (SAME) convolution."""
 
@@ -176,7 +175,6 @@ class ResizeConv(keras.layers.Layer):
     return self.conv(x)
 
 
-@keras.saving.register_keras_serializable(package="dvbpr_tf")
 class MinibatchStddev(keras.layers.Layer):
   """[B, H, W, F] -> [B, H, W, F + 1]: the mean over features of their standard deviation
   across the batch, as one more channel; at inference, its moving average."""

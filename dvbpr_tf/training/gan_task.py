@@ -3,10 +3,11 @@
 Per batch, as the authors' code: one discriminator step then one generator step, both with
 the same z and the batch's category labels, Adam(1e-4, beta_1 0.5, beta_2 0.99) each
 (docs/reproduction.md §4); with `discriminator_batch='joint'` (not the authors') D scores the
-real and the fake batch in one call, in both steps. z is drawn with stateless random ops keyed on the step, so a resumed
-run draws the same noise. At every checkpoint the task writes, to TensorBoard, a grid of
-samples per category at a fixed z and the colour fidelity of its samples against the real
-images of each category (evaluation/gan_metrics.py).
+real and the fake batch in one call, in both steps. z is drawn with stateless random ops keyed
+on the step, so a resumed run draws the same noise. At every checkpoint the task writes, to
+TensorBoard, a grid of samples per category at a fixed z; every `sample_every_steps` and at
+the end, the fidelity of its samples against the real images of each category (colours and,
+with a feature scorer, the classifier Fréchet distance; evaluation/gan_metrics.py).
 """
 
 from __future__ import annotations
@@ -161,8 +162,9 @@ class GanTask:
 
   def colour_fidelity(self, per_category: int | None = None) -> dict:
     """Generated against real images per category (evaluation/gan_metrics): `per_category`
-    (default: the config's `fidelity_samples`) samples at a fixed z against up to as many real images of the category (categories with
-    fewer than 2 real images are skipped), and the worst category of each figure. With a
+    (default: the config's `fidelity_samples`) samples at a fixed z against up to as many
+    real images of the category (categories with fewer than 2 real images are skipped), and
+    the worst category of each figure. With a
     `feature_scorer`, also the Fréchet distance in its features between all those samples and
     every real image, beside the same distance between two disjoint halves of the real
     images. Cached per training step."""
@@ -194,10 +196,9 @@ class GanTask:
   def _frechet(self, generated: np.ndarray) -> dict:
     if self._real_features is None:
       features = self.feature_scorer.features(self.real_images())
-      order = np.random.default_rng(self.config.seed).permutation(len(features))
-      half = len(features) // 2
-      self._real_features = (features, gan_metrics.frechet_distance_of(
-          features[order[:half]], features[order[half:2 * half]]))
+      one, other = gan_metrics.random_halves(len(features), self.config.seed)
+      self._real_features = (features, gan_metrics.frechet_distance_of(features[one],
+                                                                       features[other]))
     features, halves = self._real_features
     return {"frechet_classifier": gan_metrics.frechet_distance_of(
                 self.feature_scorer.features(generated), features),
