@@ -79,6 +79,10 @@ class PipelineConfig:
     cache_limit_bytes: memory budget of the decoded cache.
     num_parallel_calls: decoding parallelism (-1: tf.data's autotune).
     prefetch: batches prepared ahead (-1: autotune).
+    horizontal_flip: mirror each training image (positive and negative alike, each on its
+      own) left to right with probability 1/2, drawn from the seed and the batch's index so
+      that a resumed run draws the same flips (off in the authors' code); evaluation
+      always sees the images as stored.
   """
 
   image_size: int = 64
@@ -87,6 +91,7 @@ class PipelineConfig:
   cache_limit_bytes: int = 4 * 2**30
   num_parallel_calls: int = -1
   prefetch: int = -1
+  horizontal_flip: bool = False
 
   def __post_init__(self):
     checks.integer("image_size", self.image_size, 1, 4096)
@@ -95,6 +100,7 @@ class PipelineConfig:
     checks.integer("cache_limit_bytes", self.cache_limit_bytes, 0)
     checks.integer("num_parallel_calls", self.num_parallel_calls, -1)
     checks.integer("prefetch", self.prefetch, -1)
+    checks.boolean("horizontal_flip", self.horizontal_flip)
 
 
 SUPPORTED_IMAGE_SIZES = (32, 64, 128)
@@ -390,6 +396,8 @@ class GanTrainConfig:
   Attributes:
     network: the generator/discriminator configuration (num_categories is set from the data).
     batch_size, learning_rate, beta_1, beta_2: the optimisation (authors: 16, 1e-4, 0.5, 0.99).
+    schedule: both networks' step size, 'constant' (the authors') or 'cosine' (falling from
+      learning_rate to 0 over the run's steps).
     epochs: passes; an epoch is num_items // batch_size steps (the authors' definition).
     steps_per_epoch: overrides that definition when > 0 (smoke runs).
     steps_per_loop: steps per compiled call and per progress line.
@@ -402,6 +410,11 @@ class GanTrainConfig:
       batch in two calls, so each has its own batch-norm statistics) or 'joint' (one call on
       real and fake together, shared statistics: a colour every fake shares is not
       normalised away). Used in both D's and G's step.
+    generator_ema: decay of an exponential moving average of the generator's weights (all
+      of them, batch-norm statistics included), updated after every G step, with the
+      warm-up min(decay, (1 + t) / (10 + t)) at step t; when > 0 that average generator,
+      not the last iterate, draws the samples, the fidelity figures, the export and the
+      designs (0: off, the authors' code; 0.999 is usual).
     cache_decoded: keep decoded images in memory: auto, always or never.
     seed: initial weights, z, shuffling.
   """
@@ -411,6 +424,7 @@ class GanTrainConfig:
   learning_rate: float = 1e-4
   beta_1: float = 0.5
   beta_2: float = 0.99
+  schedule: str = "constant"
   epochs: int = 30
   steps_per_epoch: int = 0
   steps_per_loop: int = 50
@@ -418,6 +432,7 @@ class GanTrainConfig:
   samples_per_category: int = 8
   fidelity_samples: int = 600
   discriminator_batch: str = "separate"
+  generator_ema: float = 0.0
   cache_decoded: str = "auto"
   seed: int = 0
 
@@ -432,6 +447,8 @@ class GanTrainConfig:
     checks.number("beta_1", self.beta_1, minimum=0, below=1)
     checks.number("beta_2", self.beta_2, minimum=0, below=1)
     checks.one_of("discriminator_batch", self.discriminator_batch, DISCRIMINATOR_BATCHES)
+    checks.one_of("schedule", self.schedule, LEARNING_RATE_SCHEDULES)
+    checks.number("generator_ema", self.generator_ema, minimum=0, below=1)
     checks.one_of("cache_decoded", self.cache_decoded, CACHE_MODES)
     checks.seed("seed", self.seed)
 
@@ -530,7 +547,12 @@ def _demo() -> ExperimentConfig:
   # upsamples by resizing (its transposed convs drew a per-pixel colour checkerboard),
   # D scores real and fake batches together (with separate calls, D's batch norm subtracts
   # the colour every fake of a batch shares, so D could not see that all fakes had one hue)
-  # and D sees the batch's feature spread (minibatch standard deviation).
+  # and D sees the batch's feature spread (minibatch standard deviation). Samples, export and
+  # designs come from a moving average of G's weights (decay 0.95, its batch-norm statistics
+  # recomputed for the averaged weights): classifier Fréchet distance 4.66 against the last
+  # iterate's 8.22, colours kept (saturation 0.88, hue distance 1.6x the real halves'); at
+  # 0.99 it was 4.51 but the samples paled (saturation 0.65), and a cosine decay of both
+  # learning rates instead was worse on every figure (12.5, hue 3.0x).
   return ExperimentConfig(
       dataset=f"{EMBEDDED_DATASET}/demo",
       dvbpr=DvbprConfig(
@@ -543,7 +565,8 @@ def _demo() -> ExperimentConfig:
       gan=GanTrainConfig(network=GanConfig(image_size=32, width_multiplier=0.25,
                                            upsampling="resize", minibatch_stddev=True),
                          batch_size=64, learning_rate=2e-4, epochs=12, steps_per_loop=51,
-                         sample_every_steps=612, discriminator_batch="joint"),
+                         sample_every_steps=612, discriminator_batch="joint",
+                         generator_ema=0.95),
       # Design: 20 Adam steps instead of the authors' 10. Measured on the demo (Table IV,
       # eta = 1, delta-hat / delta preference, delta-hat's category accuracy / random real
       # images'): 10 steps 0.92, 0.87 (100 trials); 20 steps 1.04, 0.74; 30 steps 1.10, 0.70

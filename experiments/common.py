@@ -176,13 +176,17 @@ def start_run(spec: RunSpec, run_config: dict, catalog=None, resumable: bool = T
   return catalog, work
 
 
-def start_training(spec: RunSpec, run_config: dict, make_task, catalog=None):
+def start_training(spec: RunSpec, run_config: dict, make_task, catalog=None, prepare=None):
   """`start_run`, then the task made (`make_task(catalog)`) in the run's strategy scope:
-  (catalog, work dir, task, strategy; None for one device)."""
+  (catalog, work dir, task, strategy; None for one device). With `prepare`, its result
+  `prepare(catalog)`, made outside that scope (a helper model the strategy must not
+  replicate, e.g. the category classifier, trained on first use), is `make_task`'s second
+  argument."""
   catalog, work = start_run(spec, run_config, catalog)
   strategy = spec.make_strategy()
+  extra = () if prepare is None else (prepare(catalog),)
   with distribution.scope(strategy):
-    task = make_task(catalog)
+    task = make_task(catalog, *extra)
   return catalog, work, task, strategy
 
 

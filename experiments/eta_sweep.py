@@ -56,7 +56,7 @@ def run(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.Desig
                  eta, n + 1, len(etas), curves[-1]["preference_mean"],
                  curves[-1]["quality_mean"], curves[-1]["diversity_mean"])
 
-  keys = list(curves[0])
+  keys = [k for k, v in curves[0].items() if not isinstance(v, dict)]  # Scalars: the CSV.
   csv = "\n".join([",".join(keys)] + [",".join(f"{c[k]:.6f}" for k in keys) for c in curves])
   files.write_bytes_atomic(work.root / "eta_sweep.csv", (csv + "\n").encode())
   writer = tf.summary.create_file_writer(str(work.logs / "eta_sweep"))

@@ -32,9 +32,10 @@ from experiments import common
 def run(spec: common.RunSpec, config: config_lib.GanTrainConfig, catalog=None) -> dict:
   started = time.time()
   run_config = {"run": spec.__dict__, "model": "gan", "gan": dataclasses.asdict(config)}
-  make_task = lambda data: gan_task.GanTask(data, config,
-                                            image_metrics.category_classifier(data))
-  catalog, work, task, strategy = common.start_training(spec, run_config, make_task, catalog)
+  # The category classifier (for the Fréchet distance) is trained outside the strategy.
+  make_task = lambda data, scorer: gan_task.GanTask(data, config, scorer)
+  catalog, work, task, strategy = common.start_training(
+      spec, run_config, make_task, catalog, prepare=image_metrics.category_classifier)
   loop = trainer_lib.LoopConfig(
       epochs=config.epochs, steps_per_epoch=task.steps_per_epoch,
       steps_per_loop=min(config.steps_per_loop, task.steps_per_epoch),
@@ -59,7 +60,7 @@ def run(spec: common.RunSpec, config: config_lib.GanTrainConfig, catalog=None) -
                           for c in range(catalog.num_categories)])
   files.write_png_atomic(work.figures / "nearest_neighbours.png", nearest_neighbours.side_by_side(
       charts.enlarge(samples[shown]), charts.enlarge(real[nearest[shown]])))
-  export_path = export_lib.export_gan(task.generator, task.discriminator,
+  export_path = export_lib.export_gan(task.inference_generator, task.discriminator,
                                       catalog.num_categories, config.network.z_dim,
                                       work.export("gan"))
   results = common.results_header(spec, catalog)

@@ -90,7 +90,7 @@ def run(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.Desig
   results_by_source = {source: tallies[source].summary(scorer, real) for source in SOURCES}
   text = table4_lib.markdown(results_by_source, dataset=catalog.name, preset=spec.preset,
                              trials=trials, quality_name=scorer.name, eta=config.eta,
-                             steps=config.steps)
+                             steps=config.steps, category_names=catalog.category_names)
   files.write_bytes_atomic(work.root / "table4.md", text.encode())
   files.write_bytes_atomic(work.root / "table4.csv",
                            table4_lib.csv_text(results_by_source).encode())

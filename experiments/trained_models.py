@@ -108,8 +108,9 @@ def gan(spec: common.RunSpec, catalog, preset_config, workdir: str | None = None
   saved = _trained_config(root, "gan", catalog)
   config = config_lib.from_dict(config_lib.GanTrainConfig, saved["gan"])
   generator, discriminator = gan_task.build_networks(catalog, config)
-  trainer_lib.restore_model(workdir_lib.Workdir(root), "latest", generator=generator,
-                            discriminator=discriminator)
+  # The moving-average generator when the run kept one (gan_task.inference_key).
+  trainer_lib.restore_model(workdir_lib.Workdir(root), "latest", discriminator=discriminator,
+                            **{gan_task.inference_key(config): generator})
   return TrainedGan(generator, discriminator)
 
 

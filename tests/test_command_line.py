@@ -1,5 +1,6 @@
 """The command line end to end: the smoke run, and one-line errors for bad flags."""
 
+import concurrent.futures
 import json
 import os
 import pathlib
@@ -21,17 +22,19 @@ def _main(*args, timeout=300):
                         capture_output=True, text=True, timeout=timeout)
 
 
-def test_recommendation_smoke_run(tiny_data_dir, tmp_path):
-  work = tmp_path / "run"
-  done = _main("--experiment=recommendation", "--preset=smoke", f"--workdir={work}",
-               f"--data_dir={tiny_data_dir}", f"--manual_dir={SHOPPERS_DUMMY_DATA}")
-  assert done.returncode == 0, done.stderr[-3000:]
+def test_recommendation_run_results_resume_and_refusal(tiny_data_dir, demo_run):
+  """The DVBPR part of the smoke demo is a `--experiment=recommendation` run in its own work
+  dir: its outputs, then the same command there resumes it, and another configuration is
+  refused."""
+  work = demo_run[0] / "dvbpr"
   results = json.loads((work / "results.json").read_text())
   for key in ("experiment", "dataset", "preset", "config", "dataset_statistics", "auc_valid",
               "auc_test", "auc_test_cold", "auc_test_sampled100", "auc_valid_cold",
               "auc_valid_sampled100", "best_epoch", "wall_time_seconds",
-              "train_pairs_per_second", "oracle_auc_test", "oracle_auc_test_cold"):
+              "train_pairs_per_second", "oracle_auc_test", "oracle_auc_test_cold",
+              "learnable_auc_test", "learnable_auc_test_cold"):
     assert key in results, key
+  assert results["experiment"] == "recommendation"
   assert results["dataset"] == "fashion_mnist_shoppers/tiny"
   assert 0.0 <= results["auc_test"] <= 1.0
   assert (work / "config.json").exists()
@@ -39,7 +42,6 @@ def test_recommendation_smoke_run(tiny_data_dir, tmp_path):
   projector = work / "logs" / "projector"
   for name in ("sprite.png", "metadata.tsv", "projector_config.pbtxt"):
     assert (projector / name).exists(), name
-  assert "DVBPR exact AUC (test)" in done.stdout
   found = report_checks.check_report(work, min_numbers=10, min_images=1)
   assert found["images"] == ["figures/learning_curve.png"]
   assert found["numbers"]["auc_test"] == results["auc_test"]
@@ -48,6 +50,7 @@ def test_recommendation_smoke_run(tiny_data_dir, tmp_path):
   again = _main("--experiment=recommendation", "--preset=smoke", f"--workdir={work}",
                 f"--data_dir={tiny_data_dir}", f"--manual_dir={SHOPPERS_DUMMY_DATA}")
   assert again.returncode == 0, again.stderr[-3000:]
+  assert "DVBPR exact AUC (test)" in again.stdout
   rerun = json.loads((work / "results.json").read_text())
   assert rerun["auc_test"] == results["auc_test"]
   assert rerun["steps"] == results["steps"]
@@ -128,12 +131,11 @@ def test_single_baseline_run(tiny_data_dir, tmp_path):
   report_checks.check_report(work, min_numbers=6)
 
 
-def test_gan_smoke_run(tiny_data_dir, tmp_path):
-  work = tmp_path / "gan"
-  done = _main("--experiment=gan", "--preset=smoke", f"--workdir={work}",
-               f"--data_dir={tiny_data_dir}")
-  assert done.returncode == 0, done.stderr[-3000:]
+def test_gan_run_outputs(demo_run):
+  """The GAN part of the smoke demo is a `--experiment=gan` run in its own work dir."""
+  work = demo_run[0] / "gan"
   results = json.loads((work / "results.json").read_text())
+  assert results["model"] == "gan"
   assert set(results["final_losses"]) == {"d_loss", "g_loss", "d_real", "d_fake"}
   assert results["images_per_second"] > 0
   for name in ("samples.png", "nearest_neighbours.png"):
@@ -147,10 +149,22 @@ def test_design_and_tailoring_smoke_runs(tiny_data_dir, tmp_path, demo_run):
   """Design, tailoring, Table IV and the eta sweep over the demo run's trained models
   (--dvbpr_workdir, --gan_workdir); the default of training them in sub-dirs is what the
   demo itself does."""
-  work, models = tmp_path / "design", demo_run[0]
-  common = ["--preset=smoke", f"--workdir={work}", f"--data_dir={tiny_data_dir}", "--user=3",
+  models = demo_run[0]
+  common = ["--preset=smoke", f"--data_dir={tiny_data_dir}", "--user=3",
             f"--dvbpr_workdir={models / 'dvbpr'}", f"--gan_workdir={models / 'gan'}"]
-  done = _main("--experiment=design", "--category=bag", *common)
+  commands = {"design": ["--experiment=design", "--category=bag"],
+              "tailoring": ["--experiment=tailoring", "--item=5"],
+              "table4": ["--experiment=table4", "--trials=2"],
+              "eta_sweep": ["--experiment=eta_sweep", "--trials=1",
+                            "--params_override=design.etas=0;1;10"]}
+  # Two at a time, each in its own work dir (they only read the trained models).
+  with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    runs = dict(zip(commands, pool.map(
+        lambda name: _main(*commands[name], *common, f"--workdir={tmp_path / name}"),
+        commands)))
+
+  work, done = tmp_path / "design", runs["design"]
+
   assert done.returncode == 0, done.stderr[-3000:]
   results = json.loads((work / "results.json").read_text())
   assert len(results["retrieved"]) == 3 and len(results["generated"]) == 3
@@ -160,14 +174,14 @@ def test_design_and_tailoring_smoke_runs(tiny_data_dir, tmp_path, demo_run):
   assert not (work / "dvbpr").exists() and not (work / "gan").exists()  # Reused, not trained.
   report_checks.check_report(work, min_numbers=6, min_images=1)
 
-  done = _main("--experiment=tailoring", "--item=5", *common)
+  work, done = tmp_path / "tailoring", runs["tailoring"]
   assert done.returncode == 0, done.stderr[-3000:]
   results = json.loads((work / "results.json").read_text())
   assert [it["step"] for it in results["iterations"]] == [0, 10, 20, 30, 40, 50]
   assert all(0 <= it["category_probability"] <= 1 for it in results["iterations"])
   report_checks.check_report(work, min_numbers=14, min_images=1)
 
-  done = _main("--experiment=table4", "--trials=2", *common)
+  work, done = tmp_path / "table4", runs["table4"]
   assert done.returncode == 0, done.stderr[-3000:]
   results = json.loads((work / "results.json").read_text())
   for source in ("random_real", "random_generated", "retrieval", "synthesis"):
@@ -180,8 +194,7 @@ def test_design_and_tailoring_smoke_runs(tiny_data_dir, tmp_path, demo_run):
   assert (work / "table4.md").exists() and (work / "table4.csv").exists()
   report_checks.check_report(work, min_numbers=24)
 
-  done = _main("--experiment=eta_sweep", "--trials=1", "--params_override=design.etas=0;1;10",
-               *common)
+  work, done = tmp_path / "eta_sweep", runs["eta_sweep"]
   assert done.returncode == 0, done.stderr[-3000:]
   results = json.loads((work / "results.json").read_text())
   assert [c["eta"] for c in results["curves"]] == [0.0, 1.0, 10.0]

@@ -188,7 +188,9 @@ def test_two_workers_equal_one_worker(tiny_data_dir, one_device_run, tmp_path):
 def test_gan_and_a_baseline_train_mirrored_and_mixed_precision_runs(tiny_data_dir, tmp_path):
   gan = subprocess.run(
       _command("--experiment=gan", "--preset=smoke", f"--data_dir={tiny_data_dir}",
-               f"--workdir={tmp_path / 'gan'}", "--strategy=mirrored", "--virtual_cpus=2"),
+               f"--workdir={tmp_path / 'gan'}", "--strategy=mirrored", "--virtual_cpus=2",
+               # The moving-average generator updates under the strategy too.
+               "--params_override=gan.generator_ema=0.9"),
       cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
   assert gan.returncode == 0, gan.stderr[-3000:]
   losses = json.loads((tmp_path / "gan" / "results.json").read_text())

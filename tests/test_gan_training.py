@@ -6,18 +6,24 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from dvbpr_tf import config as config_lib
 from dvbpr_tf.core import workdir as workdir_lib
+from dvbpr_tf.data import input_pipeline
 from dvbpr_tf.models import gan
 from dvbpr_tf.serving import export as export_lib
 from dvbpr_tf.training import gan_task
 from dvbpr_tf.training import trainer as trainer_lib
 
 
+# The smoke GAN with a moving-average generator, so that resuming covers it too.
+EMA_CONFIG = config_lib.override(config_lib.preset("smoke").gan, {"generator_ema": 0.9})
+
+
 def _run(catalog, workdir, until_step=None):
-  task = gan_task.GanTask(catalog, config_lib.preset("smoke").gan)
+  task = gan_task.GanTask(catalog, EMA_CONFIG)
   loop = trainer_lib.LoopConfig(epochs=2, steps_per_epoch=3, steps_per_loop=1,
                                 checkpoint_every_steps=2, best_metric="")
   summary = trainer_lib.Trainer(task, loop, workdir_lib.Workdir(workdir)).run(until_step)
@@ -25,7 +31,7 @@ def _run(catalog, workdir, until_step=None):
 
 
 def test_training_changes_both_networks_and_resumes_exactly(tiny_catalog, tmp_path):
-  fresh = gan_task.GanTask(tiny_catalog, config_lib.preset("smoke").gan)
+  fresh = gan_task.GanTask(tiny_catalog, EMA_CONFIG)
   straight, summary = _run(tiny_catalog, tmp_path / "straight")
   assert summary["steps"] == 6
   assert all(np.isfinite(v) for v in summary["last_metrics"].values())
@@ -36,7 +42,7 @@ def test_training_changes_both_networks_and_resumes_exactly(tiny_catalog, tmp_pa
   _run(tiny_catalog, tmp_path / "resumed", until_step=4)
   resumed, summary = _run(tiny_catalog, tmp_path / "resumed")
   assert summary["steps"] == 6
-  for model in ("generator", "discriminator"):
+  for model in ("generator", "discriminator", "generator_ema"):
     a, b = getattr(resumed, model), getattr(straight, model)
     assert len(a.weights) == len(b.weights)
     for x, y in zip(a.weights, b.weights):  # BN moving statistics included.
@@ -108,3 +114,87 @@ def test_fidelity_with_a_feature_scorer_gives_the_frechet_distance(tiny_catalog)
   fidelity = task.colour_fidelity(per_category=8)
   assert fidelity["frechet_classifier"] > fidelity["frechet_classifier_real_halves"] >= 0
   assert task.colour_fidelity(per_category=8) is fidelity  # Cached for the same step.
+
+
+def test_moving_average_follows_the_numpy_recurrence_with_its_warm_up(tiny_catalog):
+  network = config_lib.GanConfig(image_size=32, width_multiplier=0.125,
+                                 num_categories=tiny_catalog.num_categories)
+  fast = gan.Generator(network, seed=1).build_for_input()
+  slow = gan.Generator(network, seed=2).build_for_input()
+  fast.dense_bn.moving_mean.assign(fast.dense_bn.moving_mean + 3.0)
+  statistics = [w.numpy().copy() for w in slow.non_trainable_weights]
+  for step, decay in ((0, 0.999), (500, 0.999), (5, 0.5)):
+    expected_d = min(decay, (1 + step) / (10 + step))
+    old = [w.numpy().copy() for w in slow.trainable_weights]
+    gan_task.update_moving_average(slow, fast, decay, step)
+    for new, o, f in zip(slow.trainable_weights, old, fast.trainable_weights):
+      np.testing.assert_allclose(new.numpy(), expected_d * o + (1 - expected_d) * f.numpy(),
+                                 rtol=1e-5, atol=1e-7, err_msg=new.path)
+  for new, old in zip(slow.non_trainable_weights, statistics):  # Not averaged.
+    np.testing.assert_array_equal(new.numpy(), old)
+
+
+def test_batch_norm_recalibration_gives_the_mean_of_the_batch_statistics(tiny_catalog):
+  network = config_lib.GanConfig(image_size=32, width_multiplier=0.125,
+                                 num_categories=tiny_catalog.num_categories)
+  g = gan.Generator(network, seed=1).build_for_input()
+  g.dense_bn.moving_mean.assign(g.dense_bn.moving_mean + 5.0)  # Stale statistics.
+  momentum = g.dense_bn.momentum
+  gan_task.recalibrate_batch_norm(g, seed=4, batches=3, batch_size=8)
+  labels = tf.one_hot(np.arange(8) % network.num_categories, network.num_categories)
+  means, variances = [], []
+  for k in range(3):  # The first BN's input, in NumPy, for each of the three batches.
+    z = gan.sample_latent(network, 8, seed=4 + k).numpy()
+    x = np.concatenate([z, g._labels(labels, z).numpy()], axis=-1)  # pylint: disable=protected-access
+    kernel, bias = (w.numpy() for w in g.dense.weights)
+    h = (x @ kernel + bias).reshape(8, 4, 4, -1)
+    means.append(h.mean(axis=(0, 1, 2)))
+    variances.append(h.var(axis=(0, 1, 2)))
+  np.testing.assert_allclose(g.dense_bn.moving_mean.numpy(), np.mean(means, 0), rtol=1e-4,
+                             atol=1e-5)
+  np.testing.assert_allclose(g.dense_bn.moving_variance.numpy(), np.mean(variances, 0),
+                             rtol=1e-3, atol=1e-5)
+  assert g.dense_bn.momentum == momentum  # Put back.
+  before = [w.numpy().copy() for w in g.non_trainable_weights]
+  gan_task.recalibrate_batch_norm(g, seed=4, batches=3, batch_size=8)  # Deterministic.
+  for a, b in zip(g.non_trainable_weights, before):
+    np.testing.assert_allclose(a.numpy(), b, rtol=1e-6)
+
+
+def test_the_moving_average_generator_draws_samples_and_is_checkpointed(tiny_catalog,
+                                                                        tmp_path):
+  task, _ = _run(tiny_catalog, tmp_path)
+  assert task.inference_generator is task.generator_ema
+  assert gan_task.inference_key(EMA_CONFIG) == "generator_ema" in task.trackables()
+  # After training the average lags the last iterate, and the grid comes from the average.
+  assert any(not np.allclose(a.numpy(), b.numpy())
+             for a, b in zip(task.generator_ema.trainable_weights,
+                             task.generator.trainable_weights))
+  expected = task.generator_ema(task.grid_z, tf.one_hot(task.grid_categories,
+                                                        task.network.num_categories),
+                                training=False)
+  np.testing.assert_array_equal(task.sample_grid(), input_pipeline.to_uint8(expected))
+  # Restoring by the inference key gives the average, batch-norm statistics included.
+  generator, _ = gan_task.build_networks(tiny_catalog, EMA_CONFIG)
+  trainer_lib.restore_model(workdir_lib.Workdir(tmp_path), "latest",
+                            **{gan_task.inference_key(EMA_CONFIG): generator})
+  for a, b in zip(generator.weights, task.generator_ema.weights):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+  # Off (the authors'): no average, the trained generator draws.
+  plain = gan_task.GanTask(tiny_catalog, config_lib.preset("smoke").gan)
+  assert plain.inference_generator is plain.generator and "generator_ema" not in (
+      plain.trackables())
+
+
+def test_cosine_schedule_decays_both_networks_step_sizes(tiny_catalog):
+  config = config_lib.override(config_lib.preset("smoke").gan,
+                               {"schedule": "cosine", "epochs": 3})
+  task = gan_task.GanTask(tiny_catalog, config)
+  total = task.steps_per_epoch * config.epochs
+  for optimizer in (task.g_optimizer, task.d_optimizer):
+    for step in (0, total // 3, total):
+      optimizer.iterations.assign(step)
+      expected = config.learning_rate * 0.5 * (1 + np.cos(np.pi * step / total))
+      assert float(optimizer.learning_rate) == pytest.approx(expected, rel=1e-5, abs=1e-12)
+  assert gan_task.GanTask(tiny_catalog, config_lib.preset("smoke").gan).learning_rate() == (
+      pytest.approx(config.learning_rate))

@@ -339,6 +339,7 @@ def test_source_tally_category_accuracy_and_frechet_against_numpy():
   real = np.random.default_rng(0).uniform(0, 1, (50, 3))
   summary = tally.summary(scorer, real_features=real)
   assert summary["category_accuracy"] == pytest.approx(0.5)
+  assert summary["category_accuracy_by_category"] == {0: 1.0, 2: 0.0}
   pooled = scorer.features(np.concatenate([red, green]))
   assert summary["frechet_classifier"] == pytest.approx(
       gan_metrics.frechet_distance_of(pooled, real))

@@ -1,5 +1,7 @@
 """tf.data pipelines over the tiny catalog: dtypes, shapes, range, cache equivalence."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -39,6 +41,35 @@ def test_cached_and_on_demand_tables_agree(tiny_catalog, tables):
   b = next(iter(input_pipeline.triplet_dataset(_sampler(tiny_catalog), on_demand, config)))
   for key in a:
     np.testing.assert_array_equal(a[key].numpy(), b[key].numpy())
+
+
+def test_horizontal_flips_mirror_about_half_the_images_and_resume_exactly(tiny_catalog,
+                                                                          tables):
+  config, cached, _ = tables
+  flipped = dataclasses.replace(config, horizontal_flip=True)
+  plain = list(input_pipeline.triplet_dataset(_sampler(tiny_catalog), cached, config).take(4))
+  flips = list(input_pipeline.triplet_dataset(_sampler(tiny_catalog), cached, flipped,
+                                              seed=3).take(4))
+  mirrored = 0
+  for a, b in zip(plain, flips):
+    np.testing.assert_array_equal(a["pos"].numpy(), b["pos"].numpy())  # Same triplets.
+    for key in ("pos_image", "neg_image"):
+      x, y = a[key].numpy(), b[key].numpy()
+      same = np.all(x == y, axis=(1, 2, 3))
+      mirror = np.all(x[:, :, ::-1] == y, axis=(1, 2, 3))
+      assert np.all(same | mirror)  # Each image is either as stored or mirrored.
+      mirrored += int(np.sum(mirror & ~same))
+  assert 0.25 * 64 < mirrored < 0.75 * 64  # 4 batches x 2 keys x 8 images.
+  # A run resumed at batch 2 draws the same flips as the straight run's batches 2 and 3.
+  resumed = list(input_pipeline.triplet_dataset(_sampler(tiny_catalog), cached, flipped,
+                                                start=2, seed=3).take(2))
+  for a, b in zip(flips[2:], resumed):
+    for key in a:
+      np.testing.assert_array_equal(a[key].numpy(), b[key].numpy())
+  # Another seed, other flips.
+  other = next(iter(input_pipeline.triplet_dataset(_sampler(tiny_catalog), cached, flipped,
+                                                   seed=4)))
+  assert not np.array_equal(other["pos_image"].numpy(), flips[0]["pos_image"].numpy())
 
 
 def test_images_match_the_stored_jpeg(tiny_catalog, tables):

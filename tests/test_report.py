@@ -87,3 +87,27 @@ def test_line_chart_draws_each_series_in_its_colour():
     assert np.all(image == colour, axis=-1).sum() > 30, colour
   empty = charts.line_chart({"x": ([], [])}, title="t", x_label="x", y_label="y")
   assert empty.shape[2] == 3
+
+
+def test_table4_names_delta_hats_worst_category_against_the_random_real_images():
+  from dvbpr_tf.reporting import table4  # pylint: disable=g-import-not-at-top
+  row = {"preference_mean": 1.0, "preference_std": 0.1, "quality_mean": 2.0,
+         "quality_std": 0.2, "diversity_mean": 0.5, "diversity_std": 0.1,
+         "frechet_classifier": 3.0}
+  results = {source: dict(row) for source in table4.SOURCES}
+  results["random_real"].update(category_accuracy=0.9,
+                                category_accuracy_by_category={0: 0.8, 1: 1.0, 2: 0.0})
+  results["synthesis"].update(category_accuracy=0.6,
+                              category_accuracy_by_category={0: 0.6, 1: 0.5, 2: 0.5})
+  for source in ("random_generated", "retrieval"):
+    results[source].update(category_accuracy=0.7)
+  # Category 2 has no real hits: left out; category 1: 0.5 / 1.0 is the worst ratio.
+  assert table4.worst_category(results) == (1, 0.5)
+  text = table4.markdown(results, dataset="d", preset="p", trials=3, quality_name="q",
+                         eta=1.0, steps=20, category_names=["bag", "dress", "coat"])
+  assert "0.67 overall, 0.50 in its worst category (dress)" in text
+  assert "20 Adam steps" in text and "| category accuracy |" in text
+  del results["synthesis"]["category_accuracy_by_category"]
+  assert table4.worst_category(results) is None
+  assert "worst category" not in table4.markdown(results, dataset="d", preset="p", trials=3,
+                                                 quality_name="q", eta=1.0)

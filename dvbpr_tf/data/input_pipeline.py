@@ -122,9 +122,12 @@ def _prefetch(dataset: tf.data.Dataset, prefetch: int) -> tf.data.Dataset:
 
 def triplet_dataset(sampler: sampler_lib.TripletSampler, table: ImageTable,
                     config: PipelineConfig, start: int | None = None,
-                    shard: distribution.Shard | None = None) -> tf.data.Dataset:
+                    shard: distribution.Shard | None = None,
+                    seed: int = 0) -> tf.data.Dataset:
   """Endless BPR batches from batch `start`: dict of `user`, `pos`, `neg` (int64 [B]) and
-  `pos_image`, `neg_image` (float32 [B, S, S, 3] in [-1, 1]).
+  `pos_image`, `neg_image` (float32 [B, S, S, 3] in [-1, 1]); with
+  `config.horizontal_flip`, each image mirrored with probability 1/2 (`random_flips`, keyed
+  on `seed` and the batch's index).
 
   With a `shard` (distributed training), the batches are this input pipeline's per-replica
   slices of each global batch of `config.batch_size` rows, B = batch_size / replicas; the
@@ -150,7 +153,29 @@ def triplet_dataset(sampler: sampler_lib.TripletSampler, table: ImageTable,
     dataset = indices.unbatch().map(
         attach_one, num_parallel_calls=config.num_parallel_calls, deterministic=True
     ).batch(rows, drop_remainder=True)
+  if config.horizontal_flip:
+    replica = 0 if shard is None else shard.first
+    first = int(sampler.position.numpy()) if start is None else start  # As the sampler.
+    dataset = dataset.enumerate(first).map(
+        lambda index, batch: random_flips(batch, ("pos_image", "neg_image"),
+                                          tf.stack([tf.constant(seed, tf.int64), index,
+                                                    tf.constant(replica, tf.int64)])),
+        num_parallel_calls=config.num_parallel_calls, deterministic=True)
   return _prefetch(dataset, config.prefetch).with_options(_options())
+
+
+def random_flips(batch: dict, keys, seed: tf.Tensor) -> dict:
+  """`batch` with each image of `batch[key]` ([B, S, S, 3]), for each key, mirrored left to
+  right when its stateless uniform draw (from `seed`, int64 [3], hashed to a key) is below
+  1/2."""
+  out = dict(batch)
+  key = tf.random.experimental.stateless_fold_in(seed[:2], seed[2])
+  for n, name in enumerate(keys):
+    images = batch[name]
+    flip = tf.random.stateless_uniform(
+        tf.shape(images)[:1], tf.random.experimental.stateless_fold_in(key, n + 1)) < 0.5
+    out[name] = tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
+  return out
 
 
 def item_dataset(table: ImageTable, batch_size: int, items=None,

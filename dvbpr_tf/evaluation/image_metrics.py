@@ -212,7 +212,8 @@ class SourceTally:
     """Preference and diversity mean +- std over the trials; quality from `scorer` over all
     pooled images, mean +- std over up to 10 splits. When the scorer is the dataset's
     category classifier (`classifies_categories`): `category_accuracy`, the share of pooled
-    images it assigns to the category they were asked for; with `real_features` (its
+    images it assigns to the category they were asked for, and `category_accuracy_by_category`
+    ({category index: that share among the images asked for it}); with `real_features` (its
     features of the real images), `frechet_classifier`, the Fréchet distance between the
     pooled images' features and those."""
     images = np.concatenate(self.pooled)
@@ -229,8 +230,11 @@ class SourceTally:
       categories = np.concatenate(self.categories)
       known = categories >= 0
       if known.any():
-        out["category_accuracy"] = float(
-            (logits[known].argmax(axis=1) == categories[known]).mean())
+        hits = logits[known].argmax(axis=1) == categories[known]
+        out["category_accuracy"] = float(hits.mean())
+        out["category_accuracy_by_category"] = {
+            int(c): float(hits[categories[known] == c].mean())
+            for c in np.unique(categories[known])}
       if real_features is not None and len(images) >= 2:
         out["frechet_classifier"] = gan_metrics.frechet_distance_of(
             scorer.features(images), real_features)

@@ -18,7 +18,23 @@ def _extras(results) -> tuple[tuple[str, str], ...]:
                if all(key in results[source] for source in SOURCES))
 
 
-def markdown(results, *, dataset, preset, trials, quality_name, eta, steps=None) -> str:
+def worst_category(results, source: str = "synthesis", against: str = "random_real"):
+  """(category index, ratio) of the category where `source`'s category accuracy is lowest
+  relative to `against`'s (the random real images of the same trials), over the categories
+  both have with a nonzero `against` accuracy; None without per-category accuracies."""
+  mine = results[source].get("category_accuracy_by_category")
+  theirs = results[against].get("category_accuracy_by_category")
+  if not mine or not theirs:
+    return None
+  ratios = {int(c): mine[c] / theirs[c] for c in mine if c in theirs and theirs[c] > 0}
+  if not ratios:
+    return None
+  worst = min(ratios, key=ratios.get)
+  return worst, ratios[worst]
+
+
+def markdown(results, *, dataset, preset, trials, quality_name, eta, steps=None,
+             category_names=None) -> str:
   extras = _extras(results)
   design = f", eta = {eta:g}" + (f", {steps} Adam steps" if steps is not None else "")
   lines = [f"# Table IV on {dataset} ({preset} preset, {trials} trials{design})", "",
@@ -39,6 +55,13 @@ def markdown(results, *, dataset, preset, trials, quality_name, eta, steps=None)
                  "to the category they were made for (do designs stay products?). Classifier "
                  "Fréchet to real: the Fréchet distance between the images' and all real "
                  "images' penultimate classifier features (not FID).")
+    worst = worst_category(results)
+    if worst is not None:
+      name = category_names[worst[0]] if category_names is not None else str(worst[0])
+      overall = (results["synthesis"]["category_accuracy"]
+                 / max(results["random_real"]["category_accuracy"], 1e-12))
+      lines.append(f"delta-hat's category accuracy over random X_c's: {overall:.2f} overall, "
+                   f"{worst[1]:.2f} in its worst category ({name}).")
   return "\n".join(lines) + "\n"
 
 

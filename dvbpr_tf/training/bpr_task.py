@@ -18,6 +18,7 @@ from dvbpr_tf import config as config_lib
 from dvbpr_tf.core import distribution
 from dvbpr_tf.data import catalog as catalog_lib
 from dvbpr_tf.data import sampler as sampler_lib
+from dvbpr_tf.training import trainer
 
 
 def default_sampler(catalog: catalog_lib.Catalog, seed: int) -> sampler_lib.TripletSampler:
@@ -29,11 +30,7 @@ def default_sampler(catalog: catalog_lib.Catalog, seed: int) -> sampler_lib.Trip
 
 def learning_rate(config: config_lib.OptimizerConfig, total_steps: int | None):
   """Adam's step size: a constant, or a cosine decay to 0 over `total_steps`."""
-  if config.schedule == "constant":
-    return config.learning_rate
-  if not total_steps:
-    raise ValueError("a cosine schedule needs the run's total steps")
-  return keras.optimizers.schedules.CosineDecay(config.learning_rate, int(total_steps))
+  return trainer.learning_rate_schedule(config.learning_rate, config.schedule, total_steps)
 
 
 class BprTask:

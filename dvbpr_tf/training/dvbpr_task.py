@@ -60,7 +60,8 @@ class DvbprTask(bpr_task.BprTask):
   def dataset(self, start_step: int,
               shard: distribution.Shard | None = None) -> tf.data.Dataset:
     return input_pipeline.triplet_dataset(self.sampler, self.table, self.config.pipeline,
-                                          start=start_step, shard=shard)
+                                          start=start_step, shard=shard,
+                                          seed=self.config.seed)
 
   def item_vectors(self) -> np.ndarray:
     """Phi of every catalog item: [num_items, K] (inference mode: no dropout)."""

@@ -3,7 +3,9 @@
 Per batch, as the authors' code: one discriminator step then one generator step, both with
 the same z and the batch's category labels, Adam(1e-4, beta_1 0.5, beta_2 0.99) each
 (docs/reproduction.md §4); with `discriminator_batch='joint'` (not the authors') D scores the
-real and the fake batch in one call, in both steps. z is drawn with stateless random ops keyed
+real and the fake batch in one call, in both steps; with `generator_ema` (not the authors')
+a moving average of G's weights follows each G step and is the generator every sample,
+figure, export and design uses (`inference_generator`). z is drawn with stateless random ops keyed
 on the step, so a resumed run draws the same noise. At every checkpoint the task writes, to
 TensorBoard, a grid of samples per category at a fixed z; every `sample_every_steps` and at
 the end, the fidelity of its samples against the real images of each category (colours and,
@@ -46,6 +48,49 @@ def build_networks(catalog: catalog_lib.Catalog, config: config_lib.GanTrainConf
   return generator, discriminator
 
 
+def inference_key(config: config_lib.GanTrainConfig) -> str:
+  """The checkpoint name of the generator that draws samples and designs: the moving
+  average `generator_ema` when the config keeps one, else `generator`."""
+  return "generator_ema" if config.generator_ema > 0 else "generator"
+
+
+def update_moving_average(average: keras.Model, model: keras.Model, decay,
+                          step) -> None:
+  """average <- d * average + (1 - d) * model, for every trainable weight, with
+  d = min(decay, (1 + step) / (10 + step)) (the warm-up of tf.train.ExponentialMovingAverage
+  with num_updates, so early steps are not dominated by the initial weights). Batch-norm
+  statistics are not averaged: see `recalibrate_batch_norm`."""
+  step = tf.cast(step, tf.float32)
+  d = tf.minimum(tf.constant(decay, tf.float32), (1.0 + step) / (10.0 + step))
+  for slow, fast in zip(average.trainable_weights, model.trainable_weights):
+    slow.assign(tf.cast(d, slow.dtype) * slow + tf.cast(1.0 - d, slow.dtype) * fast)
+
+
+def recalibrate_batch_norm(generator: gan.Generator, seed: int, batches: int = 16,
+                           batch_size: int = 64) -> None:
+  """Sets each batch-norm layer's moving mean and variance to the mean of its batch
+  statistics over `batches` batches of G(z, c) in training mode (z from the config's
+  distribution keyed on `seed`, the categories in turn): the statistics of the averaged
+  weights themselves. Averaging the moving statistics along with the weights does not give
+  them: an average of weights makes smaller activations than the weights it averages did,
+  so the averaged variance over-normalises and the samples come out pale (measured on the
+  demo: generated/real saturation 0.59 in the worst category, against 0.91 for the last
+  iterate). A function of the weights and `seed` only, so a resumed run gets the same."""
+  network = generator.config
+  layers = [layer for layer in generator._flatten_layers(include_self=False)  # pylint: disable=protected-access
+            if isinstance(layer, keras.layers.BatchNormalization)]
+  momenta = [layer.momentum for layer in layers]
+  labels = tf.one_hot(tf.range(batch_size) % network.num_categories, network.num_categories)
+  try:
+    for k in range(batches):
+      for layer in layers:  # moving <- m * moving + (1 - m) * batch: the running mean.
+        layer.momentum = k / (k + 1.0)
+      generator(gan.sample_latent(network, batch_size, seed=seed + k), labels, training=True)
+  finally:
+    for layer, momentum in zip(layers, momenta):
+      layer.momentum = momentum
+
+
 class GanTask:
   """Trains a category-conditional LSGAN on a catalog's images (eq. 7)."""
 
@@ -64,15 +109,24 @@ class GanTask:
     self.catalog, self.config = catalog, config
     self.generator, self.discriminator = build_networks(catalog, config)
     self.network = network = self.generator.config
+    self.generator_ema = None
+    if config.generator_ema > 0:
+      self.generator_ema = gan.Generator(network, seed=config.seed,
+                                         name="generator_ema").build_for_input()
+      self.generator_ema.set_weights(self.generator.get_weights())
+    # Samples, fidelity, export and design use this one.
+    self.inference_generator = self.generator_ema or self.generator
+    self.steps_per_epoch = steps_per_epoch(catalog, config)
     adam = lambda: distribution.loss_scaling(keras.optimizers.Adam(
-        config.learning_rate, beta_1=config.beta_1, beta_2=config.beta_2))
+        trainer.learning_rate_schedule(config.learning_rate, config.schedule,
+                                       self.steps_per_epoch * config.epochs),
+        beta_1=config.beta_1, beta_2=config.beta_2))
     self.g_optimizer, self.d_optimizer = adam(), adam()
     self.g_optimizer.build(self.generator.trainable_variables)
     self.d_optimizer.build(self.discriminator.trainable_variables)
     self.table = input_pipeline.ImageTable(catalog.jpegs, network.image_size,
                                            cache_decoded=config.cache_decoded)
     self.examples_per_step = config.batch_size
-    self.steps_per_epoch = steps_per_epoch(catalog, config)
     # The fixed z of the sample grids: the same noise for every category.
     count = config.samples_per_category
     z = gan.sample_latent(network, count, seed=config.seed + 7919)
@@ -84,12 +138,16 @@ class GanTask:
     self._fidelity: tuple[int, dict] | None = None  # (step, figures) of the last check.
     self.feature_scorer = feature_scorer
     self._generate = tf.function(
-        lambda z, c: self.generator(z, tf.one_hot(c, network.num_categories), training=False),
+        lambda z, c: self.inference_generator(z, tf.one_hot(c, network.num_categories),
+                                              training=False),
         reduce_retracing=True)
 
   def trackables(self):
-    return {"generator": self.generator, "discriminator": self.discriminator,
-            "g_optimizer": self.g_optimizer, "d_optimizer": self.d_optimizer}
+    objects = {"generator": self.generator, "discriminator": self.discriminator,
+               "g_optimizer": self.g_optimizer, "d_optimizer": self.d_optimizer}
+    if self.generator_ema is not None:
+      objects["generator_ema"] = self.generator_ema
+    return objects
 
   def dataset(self, start_step: int,
               shard: distribution.Shard | None = None) -> tf.data.Dataset:
@@ -125,6 +183,9 @@ class GanTask:
       scaled = self.g_optimizer.scale_loss(g_loss)
     distribution.apply_gradients(self.g_optimizer, tape, scaled,
                                  self.generator.trainable_variables)
+    if self.generator_ema is not None:
+      update_moving_average(self.generator_ema, self.generator, self.config.generator_ema,
+                            step)
     return {"d_loss": d_loss, "g_loss": g_loss, "d_real": share(tf.reduce_mean(d_real)),
             "d_fake": share(tf.reduce_mean(d_fake))}
 
@@ -142,6 +203,13 @@ class GanTask:
 
   def evaluate(self):
     return {}
+
+  def before_checkpoint(self) -> None:
+    """The moving-average generator's batch-norm statistics, made its own before every
+    checkpoint (so every sample, export and design drawn from it uses them)."""
+    if self.generator_ema is not None:
+      recalibrate_batch_norm(self.generator_ema, seed=self.config.seed + 65537,
+                             batch_size=self.config.batch_size)
 
   def learning_rate(self) -> float:
     return float(keras.ops.convert_to_numpy(self.g_optimizer.learning_rate))

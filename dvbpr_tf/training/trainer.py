@@ -27,6 +27,7 @@ import time
 from typing import Mapping, Protocol
 
 from absl import logging
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -80,6 +81,16 @@ def steps_per_epoch(num_examples: int, batch_size: int, override: int = 0) -> in
   return max(1, int(num_examples) // int(batch_size))
 
 
+def learning_rate_schedule(rate: float, schedule: str, total_steps: int | None):
+  """Adam's step size: `rate` throughout ('constant') or falling from `rate` to 0 along a
+  cosine over `total_steps` ('cosine')."""
+  if schedule == "constant":
+    return rate
+  if not total_steps:
+    raise ValueError("a cosine schedule needs the run's total steps")
+  return keras.optimizers.schedules.CosineDecay(rate, int(total_steps))
+
+
 def restore_model(workdir: workdir_lib.Workdir, which: str = "best", **objects) -> str:
   """Restores `objects` (the task's trackables by the names it checkpoints them under: a
   DVBPR's `model`, a GAN's `generator` and `discriminator`) from a work dir's `which`
@@ -120,7 +131,8 @@ class Task(Protocol):
   def train_step(self, batch) -> Mapping[str, tf.Tensor]: ...
   def evaluate(self) -> Mapping[str, float]: ...
   def learning_rate(self) -> float: ...
-  # Optional: `write_summaries(step)`, called inside the summary writer at every checkpoint.
+  # Optional: `write_summaries(step)`, called inside the summary writer at every checkpoint;
+  # `before_checkpoint()`, called just before every checkpoint is written.
 
 
 class Trainer:
@@ -273,6 +285,9 @@ class Trainer:
     # The history first: a kill between the two writes leaves records past the restored
     # step, which `restore` drops; the other order would lose an epoch's evaluation.
     files.write_json_atomic(self.history_path, self.history)
+    before_checkpoint = getattr(self.task, "before_checkpoint", None)
+    if before_checkpoint is not None:  # e.g. the GAN's averaged generator's statistics.
+      before_checkpoint()
     self.latest.save(checkpoint_number=step)
     with self._writer.as_default():
       for s, name, value in self._buffer:
