@@ -54,7 +54,10 @@ def test_a_build_killed_midway_leaves_nothing_trusted_and_the_next_build_succeed
   config_dir = data_dir / "fashion_mnist_shoppers" / "tiny"
   build = runs.Run("--experiment=dataset", f"--dataset={TINY}", f"--data_dir={data_dir}",
                    f"--manual_dir={SHOPPERS_DUMMY_DATA}", f"--workdir={tmp_path / 'run'}")
-  found = runs.watch(data_dir, lambda path: os.path.basename(path).startswith("incomplete."),
+  # The build's own incomplete folder, in the config's folder: TFDS also names other
+  # temporary files "incomplete.*" (e.g. an atomic write elsewhere under the data dir).
+  found = runs.watch(data_dir, lambda path: (os.path.dirname(path) == str(config_dir) and
+                                             os.path.basename(path).startswith("incomplete.")),
                      build)
   assert found, build.stderr[-3000:]
   assert build.kill() == -9
