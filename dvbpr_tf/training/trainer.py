@@ -276,18 +276,23 @@ class Trainer:
     for key, value in record.items():
       if key not in ("epoch", "step") and _finite(value):
         self._buffer.append((step, f"eval/{key}", value))
+    self._before_checkpoint()  # Once, for the best checkpoint and the latest alike.
     if metric and best is record:
       self.best.save(checkpoint_number=step)
       logging.info("new best %s=%.4f at epoch %d", metric, record[metric], epoch)
-    self._save(step)
+    self._save(step, prepared=True)
 
-  def _save(self, step: int) -> None:
+  def _before_checkpoint(self) -> None:
+    hook = getattr(self.task, "before_checkpoint", None)
+    if hook is not None:  # e.g. the GAN's averaged generator's statistics.
+      hook()
+
+  def _save(self, step: int, prepared: bool = False) -> None:
     # The history first: a kill between the two writes leaves records past the restored
     # step, which `restore` drops; the other order would lose an epoch's evaluation.
     files.write_json_atomic(self.history_path, self.history)
-    before_checkpoint = getattr(self.task, "before_checkpoint", None)
-    if before_checkpoint is not None:  # e.g. the GAN's averaged generator's statistics.
-      before_checkpoint()
+    if not prepared:
+      self._before_checkpoint()
     self.latest.save(checkpoint_number=step)
     with self._writer.as_default():
       for s, name, value in self._buffer:
