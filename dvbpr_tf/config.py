@@ -97,7 +97,7 @@ class PipelineConfig:
     checks.integer("image_size", self.image_size, 1, 4096)
     checks.integer("batch_size", self.batch_size, 1, 1_000_000)
     checks.one_of("cache_decoded", self.cache_decoded, CACHE_MODES)
-    checks.integer("cache_limit_bytes", self.cache_limit_bytes, 0)
+    checks.integer("cache_limit_bytes", self.cache_limit_bytes, 0, 2**62)
     checks.integer("num_parallel_calls", self.num_parallel_calls, -1)
     checks.integer("prefetch", self.prefetch, -1)
     checks.boolean("horizontal_flip", self.horizontal_flip)
@@ -182,8 +182,8 @@ class DesignConfig:
   seed: int = 0
 
   def __post_init__(self):
-    checks.integer("num_starts", self.num_starts, 1)
-    checks.integer("steps", self.steps, 0)
+    checks.integer("num_starts", self.num_starts, 1, 16_384)
+    checks.integer("steps", self.steps, 0, 1_000_000)
     checks.number("learning_rate", self.learning_rate, above=0)
     checks.number("eta", self.eta, minimum=0)
     checks.integer("top_k", self.top_k, 1)
@@ -211,9 +211,9 @@ class InversionConfig:
   seed: int = 0
 
   def __post_init__(self):
-    checks.integer("steps", self.steps, 0)
+    checks.integer("steps", self.steps, 0, 1_000_000)
     checks.number("learning_rate", self.learning_rate, above=0)
-    checks.integer("num_starts", self.num_starts, 1)
+    checks.integer("num_starts", self.num_starts, 1, 16_384)
     checks.seed("seed", self.seed)
 
 

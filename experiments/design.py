@@ -13,13 +13,11 @@ first with the run's preset in <workdir>/dvbpr and <workdir>/gan (reused next ti
 from __future__ import annotations
 
 import dataclasses
-import io
 import time
 
 import numpy as np
 from PIL import Image
 from PIL import ImageDraw
-from PIL import UnidentifiedImageError
 
 from dvbpr_tf.core import errors
 from dvbpr_tf.core import files
@@ -29,6 +27,7 @@ from dvbpr_tf.evaluation import image_metrics
 from dvbpr_tf.reporting import charts
 from dvbpr_tf.reporting import html_report
 from dvbpr_tf.reporting import sections
+from dvbpr_tf_datasets.common import images as image_files
 from experiments import common
 from experiments import trained_models
 
@@ -151,16 +150,16 @@ def run_tailoring(spec: common.RunSpec, dvbpr_config, gan_config,
     query_name = f"item {request.item} ({catalog.source_ids[request.item]})"
   else:
     try:
-      with open(request.image, "rb") as f:
-        query_bytes = f.read()
+      query_bytes = image_files.read_regular_file(request.image)
     except OSError as e:
-      raise errors.UserError(f"cannot read --image {request.image}: {e.strerror}") from e
+      raise errors.UserError(
+          f"cannot read --image {request.image}: {e.strerror or e}") from e
     category = resolve_category(catalog, request.category)
     query_name = request.image
   try:
-    query = np.asarray(Image.open(io.BytesIO(query_bytes)).convert("RGB"))
-  except (UnidentifiedImageError, OSError) as e:
-    raise errors.UserError(f"the query image {query_name} does not decode: {e}") from e
+    query = image_files.decode_rgb(query_bytes)  # Upright, 8 bits, within the pixel limit.
+  except image_files.BadImageError as e:
+    raise errors.UserError(f"the query image {query_name} cannot be used: {e}") from e
   _, g_task, designer, work = load_models(
       spec, catalog, dvbpr_config, gan_config, request,
       {"tailoring": dataclasses.asdict(config), "record_steps": list(record_steps)})

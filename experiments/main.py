@@ -155,6 +155,11 @@ PARTS = {
 }
 TREE_PART = {"table4": "design", "eta_sweep": "design", "tailoring": "design"}
 
+flags.DEFINE_integer(
+    "max_image_pixels", 64_000_000,
+    "The most pixels (width x height) an input image may declare: dataset builds skip and "
+    "count a larger one, tailoring --image refuses it (a decompression bomb declares "
+    "30000x30000 in 100 KB).")
 flags.DEFINE_integer("user", None, "design/tailoring: the user id.")
 flags.DEFINE_string("category", None, "design/tailoring: a category name or index.")
 flags.DEFINE_integer("item", None, "tailoring: the catalog item to tailor.")
@@ -231,7 +236,7 @@ def experiment_config():
     return config_lib.override(tree, changes)
   except errors.ConfigError as e:
     flag = flag_of.get(e.field or "")
-    if flag is None and e.field == "seed":
+    if flag is None and (e.field or "").rpartition(".")[2] == "seed":
       flag = "--seed"
     if flag and e.requirement:
       raise errors.ConfigError(f"{flag} ({e.field}) {e.requirement}", field=e.field,
@@ -244,6 +249,9 @@ def _spec(tree):
   from dvbpr_tf.core import checks  # pylint: disable=g-import-not-at-top
   from experiments import common  # pylint: disable=g-import-not-at-top
   checks.integer("--virtual_cpus", FLAGS.virtual_cpus, 0, 1024)
+  checks.integer("--max_image_pixels", FLAGS.max_image_pixels, 1, 2**40)
+  from dvbpr_tf_datasets.common import images  # pylint: disable=g-import-not-at-top
+  images.set_max_pixels(FLAGS.max_image_pixels)
   return common.RunSpec(
       experiment=FLAGS.experiment,
       dataset=tree.dataset,
@@ -330,11 +338,18 @@ def main(argv) -> int:
   if FLAGS.deterministic:
     tf.config.experimental.enable_op_determinism()
   tfds.disable_progress_bar()
+  from dvbpr_tf.training import preemption  # pylint: disable=g-import-not-at-top
   try:
-    # The run's strategy first, before TensorFlow touches a device: virtual CPUs and a
-    # multi-worker cluster can only be set up then (it is made once; later calls reuse it).
-    spec.make_strategy()
-    _run(spec, tree, request)
+    # SIGTERM (a scheduler's stop) raises preemption.Stopped, as SIGINT raises
+    # KeyboardInterrupt; a training loop stops at a checkpoint instead (TrainingStopped).
+    with preemption.raise_on_sigterm():
+      # The run's strategy first, before TensorFlow touches a device: virtual CPUs and a
+      # multi-worker cluster can only be set up then (it is made once; later calls reuse it).
+      spec.make_strategy()
+      _run(spec, tree, request)
+  except preemption.Stopped as e:  # One line: where it stopped and how to resume.
+    print(e, file=sys.stderr, flush=True)
+    return e.exit_code
   except errors.EXPECTED_ERRORS as e:
     logging.error("%s", errors.describe(e))
     print(f"error: {errors.describe(e)}", file=sys.stderr, flush=True)

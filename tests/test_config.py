@@ -67,6 +67,12 @@ def test_parse_overrides_reads_each_fields_type():
     ({"design.synthesis.eta": -1.0}, "design.synthesis.eta", "must be a finite number >= 0"),
     ({"seed": 2**64}, "seed", "must be at most"),
     ({"dvbpr.tower.embedding_dim": 10**10}, "dvbpr.tower.embedding_dim", "must be at most"),
+    # Fields without a bound of their own get checks.MAX_INTEGER (past 2^63 they would
+    # overflow TensorFlow's int64 once the run began).
+    ({"dvbpr.train.checkpoint_every_steps": 10**20}, "dvbpr.train.checkpoint_every_steps",
+     "must be at most 2147483647"),
+    ({"design.synthesis.num_starts": 10**11}, "design.synthesis.num_starts",
+     "must be at most 16384"),
 ])
 def test_checks_live_in_the_configs_and_name_the_whole_path(changes, field, requirement):
   with pytest.raises(errors.ConfigError) as raised:

@@ -28,6 +28,10 @@ RELOAD = textwrap.dedent("""
     result["rec_items"] = rec["item_ids"].numpy()
     result["rec_scores"] = rec["scores"].numpy()
     result["rec_sources"] = rec["source_ids"].numpy().astype(str)
+    padded = model.recommend(tf.constant([2], tf.int64), tf.constant(8, tf.int32))
+    result["padded_items"] = padded["item_ids"].numpy()
+    result["padded_scores"] = padded["scores"].numpy()
+    result["padded_sources"] = padded["source_ids"].numpy().astype(str)
     errors = {}
     for name, call in (
         ("user", lambda: model.recommend(tf.constant([7], tf.int64), tf.constant(2))),
@@ -81,6 +85,13 @@ def test_export_reloads_in_plain_tensorflow(tmp_path):
     assert list(out["rec_sources"][row]) == [sources[i] for i in ranked]
     assert not seen & set(out["rec_items"][row])
 
+  # k above the user's unseen items (user 2 saw 3 of 9): the 6 unseen, then padding.
+  seen = set(train_items[train_users == 2])
+  unseen = [i for i in np.argsort(-all_scores[2], kind="stable") if i not in seen]
+  assert list(out["padded_items"][0]) == unseen + [-1, -1]
+  np.testing.assert_allclose(out["padded_scores"][0][:6], all_scores[2][unseen], rtol=1e-5)
+  assert np.all(np.isneginf(out["padded_scores"][0][6:]))
+  assert list(out["padded_sources"][0]) == [sources[i] for i in unseen] + ["", ""]
   assert "user id out of range" in info["errors"]["user"]
   assert "user id out of range" in info["errors"]["negative_user"]
   assert "k must be at most 9" in info["errors"]["k"]

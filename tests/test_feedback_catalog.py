@@ -36,7 +36,8 @@ def test_an_undecodable_image_can_push_a_user_below_five(tmp_path):
   rows += [("u3", i) for i in "acdeh"]
   drops = drops_lib.DropLog("test")
   catalog = feedback_catalog.build_catalog(
-      _log(rows), image_path=images.get, categories={}, missing_category_reason="no_row",
+      _log(rows), image_path=images.get, images_root=tmp_path, categories={},
+      missing_category_reason="no_row",
       config=feedback_catalog.FeedbackConfig(name="t", image_size=8), drops=drops)
   assert catalog.user_source_ids == ["u2", "u3"]
   assert catalog.source_ids == list("acdefgh")
@@ -55,7 +56,8 @@ def test_dense_ids_do_not_depend_on_row_order(tmp_path):
   images = _images(tmp_path, {i: "rgb" for i in "abcdef"})
   rows = [("u1", i) for i in "abcde"] + [("u0", i) for i in "bcdef"]
   build = lambda rows: feedback_catalog.build_catalog(
-      _log(rows), image_path=images.get, categories={}, missing_category_reason="no_row",
+      _log(rows), image_path=images.get, images_root=tmp_path, categories={},
+      missing_category_reason="no_row",
       config=feedback_catalog.FeedbackConfig(name="t", image_size=8),
       drops=drops_lib.DropLog("t"))
   one, two = build(rows), build(rows[::-1])

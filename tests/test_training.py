@@ -1,6 +1,10 @@
-"""DVBPR training on the tiny catalog: it runs, resumes exactly, and logs each step once."""
+"""DVBPR training on the tiny catalog: it runs, resumes exactly, logs each step once, and
+stops at a checkpoint of the step it reached on SIGTERM."""
 
 import json
+import os
+import signal
+import time
 
 import numpy as np
 import pytest
@@ -10,6 +14,7 @@ from dvbpr_tf import config as config_lib
 from dvbpr_tf.core import workdir as workdir_lib
 from dvbpr_tf.training import bpr_task
 from dvbpr_tf.training import dvbpr_task
+from dvbpr_tf.training import preemption
 from dvbpr_tf.training import trainer as trainer_lib
 
 DROPOUT = 0.5  # The dropout masks must resume exactly too.
@@ -33,8 +38,15 @@ def _run(catalog, workdir, until_step=None, dropout=0.5):
   return task, trainer, summary
 
 
-def test_resume_continues_step_optimizer_and_sampler(tiny_catalog, tmp_path):
-  straight, _, summary = _run(tiny_catalog, tmp_path / "straight", dropout=DROPOUT)
+@pytest.fixture(scope="module")
+def straight_run(tiny_catalog, tmp_path_factory):
+  """The uninterrupted run that the interrupted ones must end like: (task, summary)."""
+  task, _, summary = _run(tiny_catalog, tmp_path_factory.mktemp("straight"), dropout=DROPOUT)
+  return task, summary
+
+
+def test_resume_continues_step_optimizer_and_sampler(tiny_catalog, tmp_path, straight_run):
+  straight, summary = straight_run
   assert summary["steps"] == 8
   assert [h["epoch"] for h in summary["history"]] == [1, 2]
 
@@ -57,6 +69,85 @@ def test_resume_continues_step_optimizer_and_sampler(tiny_catalog, tmp_path):
   history = json.loads((tmp_path / "resumed" / "checkpoints" / "history.json").read_text())
   assert [h["step"] for h in history] == [4, 8]
   assert trainer.restore_best()["epoch"] in (1, 2)
+
+
+@pytest.fixture
+def sigterm_recorded():
+  """SIGTERM's handler for the test: records the calls instead of ending pytest (a signal
+  the code under test fails to catch lands here); the old one is put back after."""
+  calls = []
+  old = signal.signal(signal.SIGTERM, lambda number, frame: calls.append(number))
+  yield calls
+  signal.signal(signal.SIGTERM, old)
+
+
+def test_sigterm_stops_at_a_checkpoint_of_that_step_and_the_rerun_ends_the_same(
+    tiny_catalog, tmp_path, sigterm_recorded, straight_run):
+  straight, _ = straight_run
+  config = config_lib.override(config_lib.preset("smoke").dvbpr, {"tower.dropout": DROPOUT})
+  task = dvbpr_task.DvbprTask(tiny_catalog, config)
+  loop = trainer_lib.LoopConfig(epochs=2, steps_per_epoch=4, steps_per_loop=2)
+  trainer = trainer_lib.Trainer(task, loop, workdir_lib.Workdir(tmp_path / "stopped"))
+  learning_rate = task.learning_rate
+
+  def signalled_at_step_6():  # Called on the host after each compiled call.
+    if int(trainer.step.numpy()) == 6:
+      os.kill(os.getpid(), signal.SIGTERM)
+    return learning_rate()
+
+  task.learning_rate = signalled_at_step_6
+  with pytest.raises(preemption.TrainingStopped) as stopped:
+    trainer.run()
+  # Mid-epoch 2, where no checkpoint is due (epoch ends only): one written at step 6.
+  assert (stopped.value.step, stopped.value.signal_name, stopped.value.exit_code) == (
+      6, "SIGTERM", 143)
+  assert stopped.value.checkpoint_path.endswith("ckpt-6")
+  assert trainer.latest.latest_checkpoint == stopped.value.checkpoint_path
+  assert str(stopped.value) == (f"stopped by SIGTERM at step 6: checkpoint written "
+                                f"({stopped.value.checkpoint_path}); rerun the same command "
+                                "to resume")
+  assert sigterm_recorded == []  # Caught by the trainer, whose handler is gone since:
+  os.kill(os.getpid(), signal.SIGTERM)
+  assert sigterm_recorded == [signal.SIGTERM]
+
+  resumed, trainer, summary = _run(tiny_catalog, tmp_path / "stopped", dropout=DROPOUT)
+  assert summary["steps"] == 8 and int(resumed.sampler.position.numpy()) == 8
+  for resumed_weight, straight_weight in zip(resumed.model.weights, straight.model.weights):
+    np.testing.assert_allclose(resumed_weight.numpy(), straight_weight.numpy(), rtol=1e-4,
+                               atol=1e-6, err_msg=resumed_weight.path)
+  # The stop flushed the history and the scalars of its steps, and nothing is logged twice.
+  assert _logged_steps(tmp_path / "stopped" / "logs" / "train") == [2, 4, 6, 8]
+  assert [h["epoch"] for h in summary["history"]] == [1, 2]
+
+
+def test_stop_signals_record_once_then_fall_back_and_leave_ignored_signals_alone(
+    sigterm_recorded):
+  old_sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)  # As under nohup.
+  try:
+    with preemption.StopSignals() as signals:
+      assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+      os.kill(os.getpid(), signal.SIGINT)  # Ignored: no stop.
+      assert signals.received == 0
+      os.kill(os.getpid(), signal.SIGTERM)
+      assert (signals.received, sigterm_recorded) == (signal.SIGTERM, [])
+      os.kill(os.getpid(), signal.SIGTERM)  # The second: the handler from before.
+      assert sigterm_recorded == [signal.SIGTERM]
+  finally:
+    signal.signal(signal.SIGINT, old_sigint)
+  os.kill(os.getpid(), signal.SIGTERM)
+  assert sigterm_recorded == [signal.SIGTERM] * 2  # Put back on leaving.
+
+
+def test_sigterm_outside_a_training_loop_raises_stopped_once(sigterm_recorded):
+  with pytest.raises(preemption.Stopped) as stopped:
+    with preemption.raise_on_sigterm():
+      os.kill(os.getpid(), signal.SIGTERM)
+      time.sleep(5)  # Not reached: the handler raises first.
+  assert (stopped.value.exit_code, str(stopped.value)) == (
+      143, "stopped by SIGTERM: what was saved is kept; rerun the same command to resume "
+      "from the last checkpoint")
+  os.kill(os.getpid(), signal.SIGTERM)
+  assert sigterm_recorded == [signal.SIGTERM]  # The handler from before, put back.
 
 
 def test_checkpoint_holds_every_weight(tiny_catalog, tmp_path):

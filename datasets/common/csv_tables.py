@@ -118,10 +118,19 @@ def iter_rows(
 
 
 def require_file(path: epath.PathLike, what: str = "file") -> epath.Path:
-  """Returns `path`; raises DatasetError naming it when it does not exist."""
+  """Returns `path`; raises DatasetError naming it when it does not exist, or when a file is
+  where a folder should be (`what` ending in "folder") or the other way round. These are
+  failures to *read* an input: the message says so and names it."""
   path = epath.Path(path)
   if not path.exists():
     raise errors.DatasetError(f"required {what} {path} was not found.")
+  want_folder = what.endswith("folder")
+  if want_folder and not path.is_dir():
+    raise errors.DatasetError(
+        f"cannot read the {what} {path}: it is a file, not a folder; put the images in a "
+        f"folder of that name.")
+  if not want_folder and path.is_dir():
+    raise errors.DatasetError(f"cannot read the {what} {path}: it is a folder, not a file.")
   return path
 
 

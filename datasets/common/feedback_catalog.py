@@ -35,6 +35,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import os
+import re
 from typing import Any, Callable, Mapping, Sequence
 
 from absl import logging
@@ -123,6 +124,7 @@ def build_catalog(
     log: interactions.InteractionLog,
     *,
     image_path: Callable[[str], epath.Path | None],
+    images_root: epath.Path,
     categories: Mapping[str, str],
     missing_category_reason: str,
     config: FeedbackConfig,
@@ -134,6 +136,8 @@ def build_catalog(
   Args:
     log: the interactions, with string ids (already subsampled and cleaned of bad rows).
     image_path: the image file of an item id, or None when it has none.
+    images_root: the folder the images must be in: a path that resolves outside it (through
+      a symlink, or an id holding `../`) is never read and counts as an undecodable image.
     categories: item id -> category (an empty string when the source left it empty).
     missing_category_reason: the drop reason counting items absent from `categories`.
     config: split method, image size, seed, minimum items per user.
@@ -152,8 +156,9 @@ def build_catalog(
   for reason, description in (
       ("duplicate_interactions", "rows dropped: the user already had the item"),
       ("items_without_image", "items dropped with their interactions: no image file"),
-      ("undecodable_images", "items dropped with their interactions: the image does not "
-                             "decode (empty, truncated or not an image)"),
+      ("undecodable_images", "items dropped with their interactions: the image cannot be "
+                             "used (empty, truncated, not an image, more pixels than the "
+                             "limit, not a regular file, or outside the images folder)"),
       ("interactions_of_dropped_items", "interactions of items without a usable image"),
       (below, f"users dropped: fewer than {minimum} distinct items left"),
       (below_rows, f"interactions of users with fewer than {minimum} distinct items"),
@@ -193,7 +198,7 @@ def build_catalog(
   jpeg_of: dict[int, bytes] = {}
   bad = []
   for item, (jpeg, error) in zip(candidates, _convert_images([paths[i] for i in candidates],
-                                                             config.image_size)):
+                                                             config.image_size, images_root)):
     if jpeg is None:
       bad.append(int(item))
       drops.add("undecodable_images", 1, [f"{item_names[item]} ({error})"])
@@ -307,27 +312,36 @@ def _categories(source_ids: Sequence[str], categories: Mapping[str, str], missin
     elif not category:
       drops.add("items_with_empty_category", 1, [item])
       category = UNKNOWN_CATEGORY
-    names.append(category)
+    names.append(records.clean_label(category) or UNKNOWN_CATEGORY)
   category_names = sorted(set(names))
   lookup = {name: code for code, name in enumerate(category_names)}
   return np.asarray([lookup[n] for n in names], np.int64), category_names
 
 
-def _convert_images(paths: Sequence[epath.Path], size: int | None) -> list:
+def _convert_images(paths: Sequence[epath.Path], size: int | None,
+                    root: epath.Path) -> list:
   """[(jpeg bytes, None) or (None, error text)] for each path, in order.
 
-  Images are read and converted in a few threads (Pillow releases the GIL while decoding);
-  large JPEGs are decoded at a reduced scale when they are to be shrunk
+  Only regular files inside `root` (after following symlinks) are read: a FIFO named like
+  an image would block the build forever, a link out of the folder would put another file
+  into the dataset. Images are read and converted in a few threads (Pillow releases the GIL
+  while decoding); large JPEGs are decoded at a reduced scale when they are to be shrunk
   (`images.to_rgb_jpeg(reduced_decode=True)`).
   """
+  inside = os.path.realpath(os.fspath(root))
 
   def convert(path: epath.Path):
     try:
-      return images.to_rgb_jpeg(path.read_bytes(), size, reduced_decode=True), None
+      real = os.path.realpath(os.fspath(path))
+      if os.path.commonpath([inside, real]) != inside:
+        return None, f"{path.name} resolves outside the images folder ({real})"
+      return images.to_rgb_jpeg(images.read_regular_file(real), size,
+                                reduced_decode=True), None
     except images.BadImageError as e:
       return None, str(e)
-    except OSError as e:  # Unreadable file (permissions, a directory named like an image).
-      return None, f"cannot read {path.name} ({type(e).__name__})"
+    except OSError as e:  # Unreadable file (permissions, a directory, a FIFO, a loop).
+      reason = e.strerror or str(e)
+      return None, f"cannot read {path.name} ({reason})"
 
   if not paths:
     return []
@@ -363,11 +377,39 @@ def manual_dir(dl_manager: tfds.download.DownloadManager, required: Sequence[str
   return root
 
 
+# Escapes that keep one id on one line: the backslash itself and every character at which
+# `str.splitlines` would break a line.
+_LINE_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\v": "\\v", "\f": "\\f",
+                 "\x1c": "\\x1c", "\x1d": "\\x1d", "\x1e": "\\x1e", "\x85": "\\x85",
+                 "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_LINE_UNESCAPE = re.compile(r"\\(\\|n|r|v|f|x1c|x1d|x1e|x85|u2028|u2029)")
+_UNESCAPES = {escaped[1:]: raw for raw, escaped in _LINE_ESCAPES.items()}
+
+
+def escape_line(text: str) -> str:
+  """`text` with backslashes and line breaks written as backslash escapes (`\\n`, ...)."""
+  return "".join(_LINE_ESCAPES.get(c, c) for c in text)
+
+
+def unescape_line(line: str) -> str:
+  """The inverse of `escape_line`."""
+  return _LINE_UNESCAPE.sub(lambda m: _UNESCAPES[m.group(1)], line)
+
+
 def write_user_source_ids(data_path: epath.PathLike, user_source_ids: Sequence[str]) -> None:
-  """Writes `user_source_ids.txt` beside the records: line u holds the source id of user u."""
+  """Writes `user_source_ids.txt` beside the records: line u holds the source id of user u,
+  with backslashes and line breaks escaped (`escape_line`), so that an id holding a newline
+  cannot shift the lines after it; `read_user_source_ids` reads it back."""
   path = epath.Path(data_path)
   path.mkdir(parents=True, exist_ok=True)
-  (path / USER_SOURCE_IDS_FILE).write_text("".join(f"{u}\n" for u in user_source_ids))
+  (path / USER_SOURCE_IDS_FILE).write_text(
+      "".join(f"{escape_line(u)}\n" for u in user_source_ids), encoding="utf-8")
+
+
+def read_user_source_ids(data_path: epath.PathLike) -> list[str]:
+  """The source id of every user, in user order, from `user_source_ids.txt`."""
+  text = (epath.Path(data_path) / USER_SOURCE_IDS_FILE).read_text(encoding="utf-8")
+  return [unescape_line(line) for line in text.split("\n")[:-1]]
 
 
 def log_and_print_statistics(name: str, stats: Mapping) -> None:

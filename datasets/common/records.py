@@ -30,6 +30,13 @@ INTERACTION_SPLITS = ("train", "validation", "test")
 TRAIN, VALIDATION, TEST = 0, 1, 2
 
 
+def clean_label(name: str) -> str:
+  """A category name as it is stored: TFDS keeps a ClassLabel's names one per line, so any
+  run of whitespace (newlines, carriage returns, tabs, Unicode line separators included) is
+  one space and the ends are stripped. Every builder cleans its names with this one rule."""
+  return " ".join(name.split())
+
+
 def catalog_features(category_names: Sequence[str] | None = None) -> tfds.features.FeaturesDict:
   """The features of one catalog record (see the module docstring).
 

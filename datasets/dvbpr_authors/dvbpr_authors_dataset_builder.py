@@ -313,13 +313,27 @@ def build_catalog(
   )
 
 
+_INT64 = np.iinfo(np.int64)
+
+
 def _index(key: Any, what: str, source: str) -> int:
+  """`key` as an int; AuthorsFormatError unless it is an integer in the int64 range."""
   if isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer)):
     raise safe_pickle.AuthorsFormatError(
         f"{source}: {what} should be an integer index, found {safe_pickle.describe(key)} "
         f"({key!r:.60})."
     )
-  return int(key)
+  index = int(key)
+  if not _INT64.min <= index <= _INT64.max:
+    # The indices are stored as int64; a huge int is not printed (str() of it can fail).
+    bits = index.bit_length()
+    shown = str(index) if bits <= 256 else f"an integer of {bits} bits"
+    raise safe_pickle.AuthorsFormatError(
+        f"{source}: {what} is {shown}, outside the int64 range ({_INT64.min}..{_INT64.max}) "
+        "that the catalog stores indices in; the authors' indices are 0..usernum-1 and "
+        "0..itemnum-1: the file is damaged or not an authors' file."
+    )
+  return index
 
 
 def _entries(container: Any, name: str, source: str, release: bool = False) -> Iterator:
@@ -474,7 +488,7 @@ def _join_taxonomy(parts: list) -> str:
 
 
 def _clean(name: str) -> str:
-  name = " ".join(name.split())  # No newlines: ClassLabel names are stored one per line.
+  name = records.clean_label(name)  # No newlines: ClassLabel names are one per line.
   return name or UNKNOWN_CATEGORY
 
 

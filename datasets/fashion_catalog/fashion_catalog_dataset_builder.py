@@ -111,7 +111,8 @@ def build_catalog(root: epath.PathLike, config: feedback_catalog.FeedbackConfig,
     categories = {item: feedback_catalog.UNKNOWN_CATEGORY for item in log.item_names}
     counts["categories_file"] = False
   return feedback_catalog.build_catalog(
-      log, image_path=image_files.get, categories=categories,
+      log, image_path=image_files.get, images_root=images_dir,
+      categories=categories,
       missing_category_reason="items_without_category", config=config, drops=drops,
       extra_statistics=counts)
 

@@ -109,7 +109,8 @@ def build_catalog(root: epath.PathLike, config: feedback_catalog.FeedbackConfig,
     return path if path.exists() else None
 
   return feedback_catalog.build_catalog(
-      log, image_path=image_path, categories=categories,
+      log, image_path=image_path, images_root=images_dir,
+      categories=categories,
       missing_category_reason="articles_without_metadata", config=config, drops=drops,
       extra_statistics=counts | {"category_column": CATEGORY_COLUMN})
 
@@ -118,9 +119,20 @@ def normalize_article_id(article: str) -> str:
   """The article id as Kaggle writes it: a purely numeric id shorter than 10 digits lost its
   leading zeros on the way (a spreadsheet, `pd.read_csv` without `dtype=str`) and gets them
   back; any other id is kept as it is."""
-  if len(article) < ARTICLE_ID_DIGITS and article.isdigit():
+  if len(article) < ARTICLE_ID_DIGITS and _is_ascii_digits(article):
     return article.zfill(ARTICLE_ID_DIGITS)
   return article
+
+
+def valid_article_id(article: str) -> bool:
+  """Whether `article` (after `normalize_article_id`) is an H&M id: exactly 10 ASCII digits.
+  Anything else (`../x`, `/etc/passwd`, letters) is a malformed row: the id names the image
+  file, so it must never be able to name a path outside `images/`."""
+  return len(article) == ARTICLE_ID_DIGITS and _is_ascii_digits(article)
+
+
+def _is_ascii_digits(text: str) -> bool:
+  return text.isascii() and text.isdigit()
 
 
 def read_transactions(path: epath.Path, config: feedback_catalog.FeedbackConfig,
@@ -148,6 +160,10 @@ def read_transactions(path: epath.Path, config: feedback_catalog.FeedbackConfig,
       fixed = normalize_article_id(article)
       padded += fixed != article
       article = fixed
+    if not valid_article_id(article):
+      drops.add(csv_tables.MALFORMED_ROWS, 1,
+                [f"{path.name} line {line} (article_id {article!r} is not 10 digits)"])
+      continue
     time = 0.0
     if with_time:
       try:
@@ -178,6 +194,10 @@ def read_articles(path: epath.Path, wanted: set[str],
       path, ("article_id", CATEGORY_COLUMN), nonempty=("article_id",), drops=drops):
     rows += 1
     article = normalize_article_id(article)
+    if not valid_article_id(article):
+      drops.add(csv_tables.MALFORMED_ROWS, 1,
+                [f"{path.name} line {line} (article_id {article!r} is not 10 digits)"])
+      continue
     if article in seen:
       drops.add("duplicate_article_rows", 1, [f"{article} ({path.name} line {line})"])
       continue

@@ -16,11 +16,17 @@ import numpy as np
 from dvbpr_tf.core import errors
 
 MAX_SEED = 2**31 - 1  # Keras and NumPy both take seeds up to here.
+# The bound of an integer field that names none: counts of steps, starts, items... beyond
+# it are a typo, and past 2^63 they would overflow TensorFlow's int64 after the run began.
+MAX_INTEGER = 2**31 - 1
 
 
 def integer(field: str, value: Any, minimum: int | None = None, maximum: int | None = None,
             note: str = "") -> int:
-  """An int (not a bool) in [minimum, maximum]; `note` explains the bound ("0: off")."""
+  """An int (not a bool) in [minimum, maximum]; `note` explains the bound ("0: off").
+  Without a `maximum`, `MAX_INTEGER` is the bound."""
+  if maximum is None:
+    maximum = MAX_INTEGER
   if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
     raise errors.invalid(field, f"must be an integer, got {value!r}")
   if minimum is not None and value < minimum:

@@ -21,6 +21,7 @@ from typing import Mapping
 
 from absl import logging
 from etils import epath
+from google.protobuf import json_format
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -94,7 +95,21 @@ def get_builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
   if config_name not in configs:
     raise DatasetNotFoundError(
         f"dataset {builder_name!r} has no config {config_name!r}; configs: {', '.join(configs)}")
-  return cls(config=config_name, data_dir=data_dir)
+  try:
+    return cls(config=config_name, data_dir=data_dir)
+  except (ValueError, json_format.ParseError) as e:  # JSONDecodeError is a ValueError.
+    # TFDS reads a built dataset's dataset_info.json and metadata.json when the builder is
+    # made: a truncated one (a copy cut short, a full disk) fails there.
+    root = epath.Path(data_dir) if data_dir else epath.Path(tfds.core.constants.DATA_DIR)
+    raise _damaged(name, root / builder_name / config_name / str(cls.VERSION), e) from None
+
+
+def _damaged(name: str, folder, error: Exception) -> IncompleteDatasetError:
+  reason = " ".join(str(error).split())[:200]
+  return IncompleteDatasetError(
+      f"the built dataset {name!r} in {folder} cannot be read: its dataset_info.json or "
+      f"metadata.json is damaged ({reason}); delete that folder and rerun (any command "
+      "that reads it builds it again).")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -180,7 +195,10 @@ def load_catalog(name: str, data_dir: str | None = None, manual_dir: str | None 
       split=records.CATALOG_SPLIT, shuffle_files=False,
       decoders={"image": tfds.decode.SkipDecoding()})
   arrays = records.read_catalog_arrays(dataset)
-  metadata = builder.info.metadata or {}
+  try:
+    metadata = builder.info.metadata or {}  # Read from metadata.json on first use.
+  except ValueError as e:
+    raise _damaged(name, builder.data_path, e) from None
   catalog = Catalog(
       name=f"{builder.name}/{builder.builder_config.name}",
       num_users=int(arrays["users"].max(initial=-1)) + 1,

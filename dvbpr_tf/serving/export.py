@@ -9,6 +9,8 @@ Signatures (`tf.saved_model.load(path).<name>(...)`):
 - `recommend(user_ids, k)`: int64 [B], int32 scalar -> `item_ids` int64 [B, k], `source_ids`
   string [B, k], `scores` float32 [B, k]: the top-k catalog items by x_ui over the catalog
   embeddings stored in the export, excluding the items each user interacted with in training.
+  A user with fewer than k unseen items gets them all, then padding: item id -1, source id
+  "" and score -inf (never a training item).
 
 User ids outside [0, num_users) fail with an InvalidArgumentError that says so (never a
 silent gather of another user's vector); k outside [1, num_items] likewise.
@@ -97,9 +99,14 @@ def export_dvbpr(model: dvbpr.Dvbpr, item_vectors: np.ndarray, train_users: np.n
     scores = tf.tensor_scatter_nd_update(
         scores, indices, tf.fill([tf.shape(indices)[0]], tf.constant(-np.inf, tf.float32)))
     top = tf.math.top_k(scores, k=k)
-    items = tf.cast(top.indices, tf.int64)
-    return {"item_ids": items, "source_ids": tf.gather(source_table, items),
-            "scores": top.values}
+    # Only unseen items: a user with fewer than k unseen items gets the rest padded with
+    # item id -1, source id "" and score -inf (never one of their training items).
+    unseen = catalog.num_items - tf.cast(seen.row_lengths(), tf.int32)
+    valid = tf.range(k)[tf.newaxis, :] < unseen[:, tf.newaxis]
+    items = tf.where(valid, tf.cast(top.indices, tf.int64), tf.constant(-1, tf.int64))
+    source_ids = tf.where(valid, tf.gather(source_table, tf.maximum(items, 0)), "")
+    scores = tf.where(valid, top.values, tf.constant(-np.inf, tf.float32))
+    return {"item_ids": items, "source_ids": source_ids, "scores": scores}
 
   archive = keras.export.ExportArchive()
   archive.track(model)

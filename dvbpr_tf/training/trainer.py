@@ -13,6 +13,10 @@ A task owns the model, its inputs and its step; the `Trainer` owns the loop:
   event files never hold a step that a resumed run would log again;
 - progress lines through absl.logging: epoch, step, loss, examples/s, time left;
 - a stop with a clear message, before anything is saved, when a loss is NaN or infinite;
+- a graceful stop on SIGTERM or SIGINT (preemption.py): the current compiled call ends, a
+  checkpoint is written at that step, and `preemption.TrainingStopped` is raised; on a
+  multi-worker cluster the workers first agree on it (an all-reduce of the signals received),
+  so that all of them stop, and checkpoint together, at the same step;
 - an optional `tf.distribute.Strategy` (core/distribution.py): the task's variables are made in
   its scope by the caller, the trainer feeds each replica its rows of the global batch, runs
   the step on every replica and SUM-reduces the replicas' shares of the losses.
@@ -23,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import signal
 import time
 from typing import Mapping, Protocol
 
@@ -36,6 +41,7 @@ from dvbpr_tf.core import distribution
 from dvbpr_tf.core import errors
 from dvbpr_tf.core import files
 from dvbpr_tf.core import workdir as workdir_lib
+from dvbpr_tf.training import preemption
 
 
 class TrainingDivergedError(errors.UserError):
@@ -207,7 +213,18 @@ class Trainer:
 
   def run(self, until_step: int | None = None) -> dict:
     """Trains to `total_steps` (or stops at `until_step`, after checkpointing there);
-    returns a summary (history, best record, rates, time)."""
+    returns a summary (history, best record, rates, time).
+
+    Raises:
+      preemption.TrainingStopped: SIGTERM or SIGINT came (to this process, or to another
+        worker of the cluster); the loop stopped after its current compiled call, at a
+        checkpoint of the step it had reached, from which a rerun resumes.
+      TrainingDivergedError: a loss became NaN or infinite.
+    """
+    with preemption.StopSignals() as signals:
+      return self._run(until_step, signals)
+
+  def _run(self, until_step: int | None, signals: preemption.StopSignals) -> dict:
     config = self.config
     last_step = config.total_steps if until_step is None else min(until_step,
                                                                   config.total_steps)
@@ -220,7 +237,9 @@ class Trainer:
     iterator = iter(distribution.distribute_dataset(
         self.strategy, lambda shard: self.task.dataset(start_step, shard)))
     rates, started = [], time.time()
-    step = start_step
+    step = saved = start_step
+    agree = _stop_agreement(self.strategy)
+    self._stop_if_asked(signals, agree, step, saved)  # e.g. a signal during the restore.
     while step < last_step:
       epoch_end = (step // config.steps_per_epoch + 1) * config.steps_per_epoch
       num = min(config.steps_per_loop, epoch_end - step, last_step - step)
@@ -247,9 +266,12 @@ class Trainer:
       self._buffer.append((step, "train/learning_rate", self.task.learning_rate()))
       if step % config.steps_per_epoch == 0:
         self._end_epoch(step)
+        saved = step
       elif (config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0
             or step == last_step):
         self._save(step)
+        saved = step
+      self._stop_if_asked(signals, agree, step, saved)
     self._writer.flush()
     return {
         "history": self.history,
@@ -260,6 +282,25 @@ class Trainer:
         "train_rate_unit": f"{self.task.example_unit}/s",
         "train_seconds_this_session": time.time() - started,
     }
+
+  def _stop_if_asked(self, signals: preemption.StopSignals, agree, step: int,
+                     saved: int) -> None:
+    """When a stop signal came (to any worker): checkpoints `step`, unless `saved` (the step
+    of the latest checkpoint) is it already, and raises TrainingStopped."""
+    signal_number = agree(signals.received)
+    if not signal_number:
+      return
+    name = signal.Signals(signal_number).name
+    if saved != step:
+      logging.warning("%s received: writing a checkpoint at step %d and stopping", name, step)
+      # Mid-epoch too: the input pipeline's position and the RNGs follow from the step, so
+      # the rerun resumes to the numbers an uninterrupted run ends with.
+      self._save(step)
+    else:
+      logging.warning("%s received: stopping at step %d, its checkpoint already written",
+                      name, step)
+    raise preemption.TrainingStopped(signal_number, step, self.latest.latest_checkpoint,
+                                     received_here=bool(signals.received))
 
   def _end_epoch(self, step: int) -> None:
     epoch = step // self.config.steps_per_epoch
@@ -313,6 +354,33 @@ class Trainer:
     logging.info("epoch %d/%d step %d/%d %s | %.0f %s/s | %s left", epoch, config.epochs,
                  step, config.total_steps, terms, rate, self.task.example_unit,
                  _duration(left))
+
+
+def _stop_agreement(strategy: tf.distribute.Strategy | None):
+  """A function: the stop signal received here (0: none) -> the stop signal of the run.
+
+  One process: the signal itself. A multi-worker cluster: every worker's signal (a
+  scheduler signals each worker, but not within the same loop call) is SUM-reduced over the
+  workers, so that all stop, and write their (collective) checkpoint, at the first loop
+  boundary where any of them has one: a worker going on alone would wait in, or fail at,
+  the next collective. SIGTERM wins over SIGINT. One small all-reduce per compiled loop
+  call, at the same point of the loop on every worker."""
+  if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    return lambda received: received
+
+  @tf.function
+  def total(votes):
+    shares = strategy.run(tf.identity, args=(votes,))  # Each replica's copy of the votes.
+    return strategy.reduce(tf.distribute.ReduceOp.SUM, shares, axis=None)
+
+  def agree(received: int) -> int:
+    votes = tf.constant([float(received == s) for s in preemption.STOP_SIGNALS])
+    for number, count in zip(preemption.STOP_SIGNALS, total(votes).numpy()):
+      if count > 0:
+        return int(number)
+    return 0
+
+  return agree
 
 
 def _finite(value) -> bool:

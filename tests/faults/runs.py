@@ -30,13 +30,16 @@ CONCURRENCY = 3
 class Run:
   """One command line run as a subprocess, its stderr collected line by line."""
 
-  def __init__(self, *flags: str, fault: tuple[str, int] | None = None, preexec_fn=None):
+  def __init__(self, *flags: str, fault: tuple[str, int] | None = None, preexec_fn=None,
+               env: dict[str, str] | None = None):
+    """`preexec_fn` runs in the child before the command (e.g. to set signal dispositions);
+    `env` adds variables to ENV (e.g. TF_CONFIG)."""
     module = ["-m", "experiments.main"] if fault is None else [
         "-m", "tests.faults.fault_injection", fault[0], str(fault[1])]
     self.args = [sys.executable, *module, *flags]
     self.process = subprocess.Popen(
-        self.args, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, preexec_fn=preexec_fn)
+        self.args, cwd=REPO, env=dict(ENV, **(env or {})), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, preexec_fn=preexec_fn)
     self.lines: list[str] = []
     self._changed = threading.Condition()
     self._stdout: list[str] = []

@@ -51,6 +51,11 @@ FLAG_CASES = {
     "bad_cache_mode": (["--experiment=recommendation", "--cache_decoded=sometimes"], 2,
                        "error: --cache_decoded (dvbpr.pipeline.cache_decoded) must be one of "
                        "auto, always, never, got sometimes"),
+    "seed_past_int64": (["--experiment=recommendation", "--seed=18446744073709551616"], 2,
+                        "error: --seed (dvbpr.seed) must be at most 2147483647, got "
+                        "18446744073709551616"),
+    "bad_pixel_limit": (["--experiment=dataset", "--max_image_pixels=0"], 2,
+                        "error: --max_image_pixels must be at least 1, got 0"),
     "negative_user": (["--experiment=design", "--user=-1", "--category=bag"], 2,
                       "error: --user must be at least 0, got -1"),
     # These need the dataset (a TensorFlow import and a catalog read) to know the range.

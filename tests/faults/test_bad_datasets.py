@@ -108,6 +108,23 @@ def test_a_damaged_dataset_folder_is_refused_or_rebuilt(tiny_data_dir, tmp_path,
   assert catalog_lib.incomplete_build(catalog_lib.get_builder(TINY, str(data_dir))) is None
 
 
+@pytest.mark.parametrize("name", ["dataset_info.json", "metadata.json"])
+def test_a_truncated_info_file_is_one_line_naming_the_folder(tiny_data_dir, tmp_path, name):
+  data_dir = tmp_path / "tfds"
+  shutil.copytree(tiny_data_dir / "fashion_mnist_shoppers",
+                  data_dir / "fashion_mnist_shoppers")
+  version = data_dir / "fashion_mnist_shoppers" / "tiny" / "1.0.0"
+  (version / name).write_bytes((version / name).read_bytes()[:100])
+  for build in (False, True):
+    with pytest.raises(catalog_lib.IncompleteDatasetError) as info:
+      catalog_lib.load_catalog(TINY, data_dir=str(data_dir), build=build,
+                               manual_dir=str(SHOPPERS_DUMMY_DATA))
+    message = errors.describe(info.value)
+    assert f"in {version} cannot be read: its dataset_info.json or metadata.json is " \
+           "damaged (" in message and "delete that folder" in message
+    assert "\n" not in message
+
+
 class _CallsSystem:
 
   def __init__(self, marker):
@@ -170,9 +187,10 @@ def _write_rows(path: pathlib.Path, header, rows, garbage) -> None:
   path.write_bytes(buffer.getvalue().encode("utf-8") + b"".join(garbage))
 
 
-def _expected(rows, width, positions, normalize, kinds) -> dict:
-  """What the builder must find, computed the plain way (the rules of feedback_catalog)."""
-  malformed, pairs = 0, []
+def _expected(rows, width, positions, normalize, kinds, valid=lambda item: True) -> dict:
+  """What the builder must find, computed the plain way (the rules of feedback_catalog).
+  A well-formed row whose item id is not `valid` counts as a row and as malformed."""
+  malformed, pairs, invalid = 0, [], 0
   for row in rows:
     if not row:
       continue  # A blank line.
@@ -182,6 +200,10 @@ def _expected(rows, width, positions, normalize, kinds) -> dict:
     user, item = (row[p].strip() for p in positions)
     if not user or not item:
       malformed += 1
+      continue
+    if not valid(normalize(item)):
+      malformed += 1
+      invalid += 1
       continue
     pairs.append((user, normalize(item)))
   unique = list(dict.fromkeys(pairs))
@@ -194,7 +216,7 @@ def _expected(rows, width, positions, normalize, kinds) -> dict:
   kept = enough([(u, i) for u, i in unique if i not in no_image])
   bad = {i for _, i in kept if kinds[i] in BAD_KINDS}
   kept = enough([(u, i) for u, i in kept if i not in bad])
-  return {"rows": len(pairs), "malformed_rows": malformed,
+  return {"rows": len(pairs) + invalid, "malformed_rows": malformed,
           "duplicate_interactions": len(pairs) - len(unique),
           "items_without_image": len(no_image), "undecodable_images": len(bad),
           "num_users": len({u for u, _ in kept}), "num_items": len({i for _, i in kept}),
@@ -324,7 +346,7 @@ def test_hm_fashion_build_of_generated_rows(source):
                              [(a, "Shoes" if n % 2 else "") for n, a in enumerate(ARTICLES)])
     _write_rows(root / "transactions_train.csv", header, rows, garbage)
     expected = _expected(rows, len(header), (user_column, item_column),
-                         hm.normalize_article_id, kinds)
+                         hm.normalize_article_id, kinds, hm.valid_article_id)
     expected["missing_column"] = "article_id" not in header
     _check_build(lambda: hm.build_catalog(root, CONFIG), expected, "transactions_rows",
                  exact=not garbage)
