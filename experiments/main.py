@@ -213,6 +213,17 @@ def shortcut_changes() -> tuple[dict, dict]:
   return changes, flag_of
 
 
+def _flag_for_path(path: str) -> str:
+  """The flag that chose `path`: --data_dir or --manual_dir when it lies under them (the
+  dataset builds write there), else --workdir."""
+  data_dir = FLAGS.data_dir or os.environ.get("TFDS_DATA_DIR") or os.path.expanduser(
+      "~/tensorflow_datasets")
+  for flag, root in (("--manual_dir", FLAGS.manual_dir), ("--data_dir", data_dir)):
+    if root and os.path.abspath(path).startswith(os.path.abspath(root)):
+      return flag
+  return "--workdir"
+
+
 def _first(fields):
   return fields[0] if isinstance(fields, tuple) else fields
 
@@ -355,7 +366,8 @@ def main(argv) -> int:
     print(f"error: {errors.describe(e)}", file=sys.stderr, flush=True)
     return 2
   except (OSError, tf.errors.OpError) as e:
-    message = errors.write_failure(e)  # A disk or permission error of a write; else a bug.
+    # A disk or permission error of a write; else a bug.
+    message = errors.write_failure(e, flag_for=_flag_for_path)
     if message is None:
       raise
     logging.error("%s", message)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+from typing import Callable
 
 from dvbpr_tf_datasets.common.errors import DatasetError  # Re-exported: bad source data.
 
@@ -58,6 +59,7 @@ _WRITE_HINTS = {
     errno.EPERM: "choose a --workdir you may write to, or fix its permissions",
     errno.ENOTDIR: "a part of the path is a file, not a folder: choose another --workdir",
     errno.EISDIR: "a folder stands where a file is to be written: choose another --workdir",
+    errno.ELOOP: "a symbolic link in the path leads back into itself: choose another --workdir",
 }
 # Reasons that only a write can have (a read never runs out of space); with the others
 # (permissions, a file in the path) a TensorFlow message does not say whether it was writing.
@@ -74,7 +76,8 @@ def write_error(error: OSError, path: str | os.PathLike) -> WriteError | None:
   return WriteError(f"cannot write {where}: {reason}; {_WRITE_HINTS[error.errno]}")
 
 
-def write_failure(error: BaseException) -> WriteError | None:
+def write_failure(error: BaseException,
+                  flag_for: Callable[[str], str] | None = None) -> WriteError | None:
   """A failed write that escaped as an OSError or a TensorFlow error, as a WriteError.
 
   Args:
@@ -83,8 +86,19 @@ def write_failure(error: BaseException) -> WriteError | None:
   Returns:
     A WriteError naming the path and the reason when `error` is an OSError, or a TensorFlow
     `OpError`, whose reason is one of the operating system's write failures (see
-    `_WRITE_HINTS`); None for anything else.
+    `_WRITE_HINTS`); None for anything else. `flag_for(path)` names the flag that chose the
+    failing path (`--data_dir` for a dataset build), when it is not `--workdir`.
   """
+  found = _write_failure(error)
+  if found is None or flag_for is None:
+    return found
+  text = str(found)
+  path = text.removeprefix("cannot write (or read) ").removeprefix("cannot write ")
+  flag = flag_for(path.partition(":")[0])
+  return WriteError(text.replace("--workdir", flag)) if flag != "--workdir" else found
+
+
+def _write_failure(error: BaseException) -> WriteError | None:
   if isinstance(error, WriteError):
     return error
   if isinstance(error, OSError):

@@ -162,6 +162,26 @@ def test_workdir_that_cannot_be_created(outcomes):
   assert work.parent.read_text() == "not a folder\n"
 
 
+def test_workdir_in_a_symlink_loop_and_a_data_dir_that_is_a_file(tmp_path, tiny_data_dir):
+  """Each gets one line naming the flag to change (a data dir is not a --workdir)."""
+  (tmp_path / "a").symlink_to(tmp_path / "b")
+  (tmp_path / "b").symlink_to(tmp_path / "a")
+  loop = runs.run("--experiment=recommendation", "--preset=smoke",
+                  f"--data_dir={tiny_data_dir}", f"--workdir={tmp_path / 'a' / 'run'}")
+  line = _check_refused(loop, tmp_path / "a" / "run", {})
+  assert line == (f"error: cannot write {tmp_path / 'a' / 'run'}: Too many levels of symbolic "
+                  "links; a symbolic link in the path leads back into itself: choose another "
+                  "--workdir")
+  data_file = tmp_path / "data_file"
+  data_file.write_text("not a folder\n")
+  work = tmp_path / "run"
+  as_file = runs.run("--experiment=recommendation", "--preset=smoke",
+                     f"--data_dir={data_file}", f"--workdir={work}")
+  line = _check_refused(as_file, work, {})
+  assert line.startswith(f"error: cannot write {data_file}/")
+  assert line.endswith("a part of the path is a file, not a folder: choose another --data_dir")
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes through any permission bits")
 def test_workdir_in_a_read_only_folder(tmp_path, tiny_data_dir):
   locked = tmp_path / "locked"
