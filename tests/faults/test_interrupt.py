@@ -137,6 +137,7 @@ def stopped(references, tiny_data_dir, tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.long  # About 110 s together: `-m long` (the suite's 10-minute budget).
 def test_sigterm_mid_epoch_checkpoints_that_step_and_the_dvbpr_rerun_ends_as_the_reference(
     stopped, references):
   seen = stopped["dvbpr"]
@@ -163,6 +164,7 @@ def test_sigterm_mid_epoch_checkpoints_that_step_and_the_dvbpr_rerun_ends_as_the
 
 
 @pytest.mark.slow
+@pytest.mark.long  # About 110 s together: `-m long` (the suite's 10-minute budget).
 def test_sigterm_mid_epoch_and_the_gan_rerun_ends_with_the_reference_losses(stopped,
                                                                            references):
   seen = stopped["gan"]
@@ -183,6 +185,7 @@ def test_sigterm_mid_epoch_and_the_gan_rerun_ends_with_the_reference_losses(stop
 
 
 @pytest.mark.slow
+@pytest.mark.long  # About 110 s together: `-m long` (the suite's 10-minute budget).
 def test_sigterm_outside_a_training_loop_is_one_line_and_exit_143(stopped):
   done = stopped["outside"]
   assert done.returncode == 143, done.stderr[-3000:]
@@ -216,6 +219,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.long  # About 110 s together: `-m long` (the suite's 10-minute budget).
 def test_sigterm_to_one_worker_stops_every_worker_at_the_same_step(tiny_data_dir, tmp_path):
   """A scheduler signals every worker, not within the same loop call: the extreme case, one
   worker only. The workers agree at the next loop boundary (an all-reduce of the signals),
