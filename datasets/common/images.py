@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import stat
@@ -79,30 +80,16 @@ def to_rgb_jpeg(data: bytes, size: int | None = None, quality: int = JPEG_QUALIT
   Raises:
     BadImageError: empty, truncated or undecodable bytes.
   """
-  if not data:
-    raise BadImageError("zero-byte image")
-  try:
-    with Image.open(io.BytesIO(data)) as image:
-      width, height = image.size
-      if width * height > _max_pixels:
-        raise BadImageError(
-            f"the image declares {width}x{height} pixels, more than the limit of "
-            f"{_max_pixels:,} (a decompression bomb, or raise --max_image_pixels)")
-      rotated = _orientation(image) not in (None, 1)
-      target = image.size[::-1] if _orientation(image) in (5, 6, 7, 8) else image.size
-      needs_resize = size is not None and target != (size, size)
-      if reduced_decode and needs_resize and image.format == "JPEG":
-        image.draft(image.mode, (size, size))
-      image.load()  # Forces a full decode: truncated files fail here, not later.
-      if image.format == "JPEG" and image.mode == "RGB" and not needs_resize and not rotated:
-        return bytes(data)
-      rgb = _to_rgb(ImageOps.exif_transpose(image) if rotated else image)
-  except UnidentifiedImageError as e:  # Its message holds an object address: not helpful.
-    raise BadImageError("not an image in a format Pillow can read") from e
-  except Image.DecompressionBombError as e:  # Pillow's own check (frames, APNG chunks).
-    raise BadImageError(f"the image is too large to decode ({e})") from e
-  except (OSError, SyntaxError, ValueError, EOFError) as e:
-    raise BadImageError(f"cannot decode image ({type(e).__name__}: {e})") from e
+  with _opened(data) as image:
+    rotated = _orientation(image) not in (None, 1)
+    target = image.size[::-1] if _orientation(image) in (5, 6, 7, 8) else image.size
+    needs_resize = size is not None and target != (size, size)
+    if reduced_decode and needs_resize and image.format == "JPEG":
+      image.draft(image.mode, (size, size))
+    image.load()  # Forces a full decode: truncated files fail here, not later.
+    if image.format == "JPEG" and image.mode == "RGB" and not needs_resize and not rotated:
+      return bytes(data)
+    rgb = _to_rgb(ImageOps.exif_transpose(image) if rotated else image)
   if needs_resize:
     rgb = rgb.resize((size, size), Image.BILINEAR)
   return encode_jpeg(rgb, quality)
@@ -121,6 +108,15 @@ def decode_rgb(data: bytes) -> np.ndarray:
   Raises:
     BadImageError: empty, truncated, undecodable or too large (see `to_rgb_jpeg`).
   """
+  with _opened(data) as image:
+    image.load()
+    return np.asarray(_to_rgb(ImageOps.exif_transpose(image)))
+
+
+@contextlib.contextmanager
+def _opened(data: bytes):
+  """The image in `data`, opened (not yet decoded) and within the pixel limit; every
+  failure inside the block, Pillow's included, comes out as one BadImageError."""
   if not data:
     raise BadImageError("zero-byte image")
   try:
@@ -130,11 +126,12 @@ def decode_rgb(data: bytes) -> np.ndarray:
         raise BadImageError(
             f"the image declares {width}x{height} pixels, more than the limit of "
             f"{_max_pixels:,} (a decompression bomb, or raise --max_image_pixels)")
-      image.load()
-      return np.asarray(_to_rgb(ImageOps.exif_transpose(image)))
-  except UnidentifiedImageError as e:
+      yield image
+  except BadImageError:  # A ValueError too: already the one line.
+    raise
+  except UnidentifiedImageError as e:  # Its message holds an object address: not helpful.
     raise BadImageError("not an image in a format Pillow can read") from e
-  except Image.DecompressionBombError as e:
+  except Image.DecompressionBombError as e:  # Pillow's own check (frames, APNG chunks).
     raise BadImageError(f"the image is too large to decode ({e})") from e
   except (OSError, SyntaxError, ValueError, EOFError) as e:
     raise BadImageError(f"cannot decode image ({type(e).__name__}: {e})") from e
