@@ -365,8 +365,8 @@ def main(argv) -> int:
     logging.error("%s", errors.describe(e))
     print(f"error: {errors.describe(e)}", file=sys.stderr, flush=True)
     return 2
-  except (OSError, tf.errors.OpError) as e:
-    # A disk or permission error of a write; else a bug.
+  except (OSError, tf.errors.OpError, RuntimeError) as e:
+    # A disk or permission error of a write (TFDS wraps some in a RuntimeError); else a bug.
     message = errors.write_failure(e, flag_for=_flag_for_path)
     if message is None:
       raise

@@ -71,6 +71,45 @@ def test_resume_continues_step_optimizer_and_sampler(tiny_catalog, tmp_path, str
   assert trainer.restore_best()["epoch"] in (1, 2)
 
 
+def _cut_short(checkpoint_prefix):
+  """Truncates a checkpoint's data file to half its length (a full disk, a copy cut short)."""
+  for data in checkpoint_prefix.parent.glob(checkpoint_prefix.name + ".data-*"):
+    os.truncate(data, data.stat().st_size // 2)
+
+
+def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(
+    tiny_catalog, tmp_path, straight_run, caplog):
+  straight, _ = straight_run
+  work = tmp_path / "damaged"
+  _run(tiny_catalog, work, until_step=6, dropout=DROPOUT)  # Checkpoints at steps 4 and 6.
+  _cut_short(work / "checkpoints" / "latest" / "ckpt-6")
+  second, _, resumed = _run(tiny_catalog, work, dropout=DROPOUT)
+  assert "checkpoints/latest/ckpt-6 cannot be read (a file is cut short" in caplog.text
+  assert "resumed from the previous checkpoint" in caplog.text
+  assert resumed["steps"] == 8 and [h["epoch"] for h in resumed["history"]] == [1, 2]
+  for resumed_weight, straight_weight in zip(second.model.weights, straight.model.weights):
+    np.testing.assert_allclose(resumed_weight.numpy(), straight_weight.numpy(), rtol=1e-4,
+                               atol=1e-6, err_msg=resumed_weight.path)
+
+
+def test_no_readable_checkpoint_is_one_error_and_a_damaged_state_file_is_not_a_fresh_start(
+    tiny_catalog, tmp_path):
+  work = tmp_path / "damaged"
+  _run(tiny_catalog, work, until_step=6)
+  latest = work / "checkpoints" / "latest"
+  (latest / "checkpoint").write_text("model_checkpoint_path: \"ckpt-6")  # Cut short.
+  # The state file lists nothing now; the checkpoints on disk are still found.
+  task = dvbpr_task.DvbprTask(tiny_catalog, config_lib.preset("smoke").dvbpr)
+  trainer = trainer_lib.Trainer(task, trainer_lib.LoopConfig(epochs=2, steps_per_epoch=4),
+                                workdir_lib.Workdir(work))
+  assert trainer.restore() == 6
+  for step in (4, 6):
+    _cut_short(latest / f"ckpt-{step}")
+  with pytest.raises(trainer_lib.DamagedCheckpointError,
+                     match=r"none of the checkpoints in .* can be read .*; delete "):
+    trainer.restore()
+
+
 @pytest.fixture
 def sigterm_recorded():
   """SIGTERM's handler for the test: records the calls instead of ending pytest (a signal

@@ -99,6 +99,20 @@ def write_failure(error: BaseException,
 
 
 def _write_failure(error: BaseException) -> WriteError | None:
+  """The first write failure in `error`'s chain of causes: a library may wrap one (TFDS's
+  build turns a TensorFlow `OutOfRangeError` from a full disk into a generator's
+  `RuntimeError`)."""
+  seen = set()
+  while error is not None and id(error) not in seen and len(seen) < 16:
+    seen.add(id(error))
+    found = _own_write_failure(error)
+    if found is not None:
+      return found
+    error = error.__cause__ or error.__context__
+  return None
+
+
+def _own_write_failure(error: BaseException) -> WriteError | None:
   if isinstance(error, WriteError):
     return error
   if isinstance(error, OSError):

@@ -131,8 +131,13 @@ class WorkdirLock:
     return self.root / LOCK_FILE
 
   @classmethod
-  def acquire(cls, root: str | os.PathLike) -> "WorkdirLock":
+  def acquire(cls, root: str | os.PathLike,
+              after_takeover: str = "this run resumes from its last checkpoint"
+              ) -> "WorkdirLock":
     """The lock of the work dir `root` (created if needed), taken for this process.
+
+    `after_takeover` ends the warning logged when the lock is taken over from a holder that
+    died: what this process does about the work that holder left.
 
     Raises:
       WorkdirBusyError: another live run holds it.
@@ -153,9 +158,8 @@ class WorkdirLock:
     if lock.previous:
       logging.warning(
           "took over the lock of %s from a run that is gone (pid %s on host %s, started %s): "
-          "it was killed or crashed; this run resumes from its last checkpoint", root,
-          lock.previous.get("pid", "?"), lock.previous.get("host", "?"),
-          lock.previous.get("since", "?"))
+          "it was killed or crashed; %s", root, lock.previous.get("pid", "?"),
+          lock.previous.get("host", "?"), lock.previous.get("since", "?"), after_takeover)
     return lock
 
   @classmethod
@@ -221,6 +225,18 @@ class WorkdirLock:
 
   def __exit__(self, *exc) -> None:
     self.release()
+
+
+def holder_of(root: str | os.PathLike) -> dict:
+  """The holder recorded in `root`'s lock file: pid, host, since ({} when there is none)."""
+  try:
+    fd = os.open(pathlib.Path(root) / LOCK_FILE, os.O_RDONLY)
+  except OSError:
+    return {}
+  try:
+    return _read_holder(fd)
+  finally:
+    os.close(fd)
 
 
 def _read_holder(fd: int) -> dict:

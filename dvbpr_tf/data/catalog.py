@@ -9,6 +9,12 @@ killed build leaves only that leftover (reported, never read). A dataset folder 
 but not whole (no `dataset_info.json`, shard files missing or shorter than recorded: a copy
 cut short, a disk that filled up) is built again when it can be, and refused with a message
 saying so when it cannot.
+
+Two processes building one dataset into one data dir at once would race for the same final
+folder, so a build takes the lock of its config folder (`<data_dir>/<builder>/<config>/.lock`,
+the work dir's lock of `core/workdir.py`): a second process that finds the dataset missing
+waits for the first (saying whose build it waits for) and then reads the finished build.
+Reading a whole dataset takes no lock, so a read-only data dir stays readable.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import dataclasses
 import functools
 import importlib
 import json
+import pathlib
+import time
 from typing import Mapping
 
 from absl import logging
@@ -26,6 +34,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from dvbpr_tf.core import errors
+from dvbpr_tf.core import workdir as workdir_lib
 from dvbpr_tf_datasets.common import records
 
 TRAIN, VALIDATION, TEST = records.TRAIN, records.VALIDATION, records.TEST
@@ -176,17 +185,13 @@ def load_catalog(name: str, data_dir: str | None = None, manual_dir: str | None 
         f"the built dataset {name!r} in {data_path} is incomplete ({problem}): a build or a "
         "copy was cut short. Build it again: delete that folder, or run any command that "
         "reads it (e.g. --experiment=dataset), which rebuilds it.")
-  if build:
-    mode = tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
-    if problem:
-      logging.warning("the built dataset %r in %s is incomplete (%s): a build or a copy was "
-                      "cut short; building it again.", name, data_path, problem)
-      mode = tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS  # Replaces the dataset folder.
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir,
-                                                     download_mode=mode))
-    if problem:
-      builder = get_builder(name, data_dir)  # Reads the new build's info.
+  if build and (problem or not builder.is_prepared()):
+    with _build_lock(name, data_path):
+      builder = get_builder(name, data_dir)  # Another process may have built it meanwhile.
+      problem = incomplete_build(builder)
+      if problem or not builder.is_prepared():
+        _build(builder, name, manual_dir, problem)
+        builder = get_builder(name, data_dir)  # Reads the new build's info.
   elif not builder.is_prepared():
     raise FileNotFoundError(
         f"dataset {name!r} is not built in {builder.data_dir_root}; build it first "
@@ -214,6 +219,50 @@ def load_catalog(name: str, data_dir: str | None = None, manual_dir: str | None 
       data_path=str(builder.data_path),
   )
   return catalog
+
+
+def _build(builder: tfds.core.DatasetBuilder, name: str, manual_dir: str | None,
+           problem: str | None) -> None:
+  """Builds the dataset; `problem` (what `incomplete_build` found) replaces a damaged one."""
+  mode = tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
+  if problem:
+    logging.warning("the built dataset %r in %s is incomplete (%s): a build or a copy was cut "
+                    "short; building it again.", name, builder.data_path, problem)
+    mode = tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS  # Replaces the dataset folder.
+  logging.info("building the dataset %r in %s", name, builder.data_path)
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=manual_dir,
+                                                   download_mode=mode))
+
+
+# How often a process waiting for another's build of the same dataset tries the lock again,
+# and how often it says it is still waiting.
+BUILD_LOCK_POLL_SECONDS = 1.0
+BUILD_LOCK_REPORT_SECONDS = 60.0
+
+
+def _build_lock(name: str, data_path: epath.Path) -> workdir_lib.WorkdirLock:
+  """The lock of the dataset's config folder, waiting while another live process builds it.
+
+  Raises:
+    errors.WriteError: the lock file cannot be written (a read-only --data_dir).
+  """
+  root = pathlib.Path(str(data_path)).parent
+  waited, reported = 0.0, -BUILD_LOCK_REPORT_SECONDS
+  while True:
+    try:
+      return workdir_lib.WorkdirLock.acquire(
+          root, after_takeover="its unfinished build is never read; building again")
+    except workdir_lib.WorkdirBusyError:
+      if waited - reported >= BUILD_LOCK_REPORT_SECONDS:
+        holder = workdir_lib.holder_of(root)
+        logging.warning(
+            "another process (pid %s on host %s, since %s) is building the dataset %r in %s: "
+            "waiting for it to finish (%.0f s so far)", holder.get("pid", "?"),
+            holder.get("host", "?"), holder.get("since", "?"), name, root, waited)
+        reported = waited
+      time.sleep(BUILD_LOCK_POLL_SECONDS)
+      waited += BUILD_LOCK_POLL_SECONDS
 
 
 def incomplete_build(builder: tfds.core.DatasetBuilder) -> str | None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import pathlib
 import signal
 import time
 from typing import Mapping, Protocol
@@ -46,6 +47,51 @@ from dvbpr_tf.training import preemption
 
 class TrainingDivergedError(errors.UserError):
   """A loss became NaN or infinite."""
+
+
+class DamagedCheckpointError(errors.UserError):
+  """A checkpoint's files cannot be read (cut short, overwritten)."""
+
+
+def _read_damage(restore) -> str | None:
+  """Calls `restore()` (a checkpoint restore returning its status); None when it read the
+  checkpoint, else what was wrong with the checkpoint's files, in a few words.
+
+  A file cut short raises IndexError ("Read less bytes than requested") from the reader, an
+  index that does not parse a DataLossError; a checkpoint that reads but does not hold the
+  model's variables (another model's) keeps its AssertionError: that is not damage.
+  """
+  try:
+    restore().assert_existing_objects_matched()
+  except IndexError as e:
+    return f"a file is cut short: {e}"
+  except tf.errors.OpError as e:
+    return " ".join(str(e.message).split())[:200]
+  return None
+
+
+def _restore_or_refuse(restore, path: str) -> None:
+  """Restores one checkpoint that has no fallback (the best one, an export's weights)."""
+  damage = _read_damage(restore)
+  if damage is not None:
+    raise DamagedCheckpointError(
+        f"the checkpoint {path} cannot be read ({damage}); copy it back from a backup, or "
+        "train again in a new --workdir")
+
+
+def _checkpoints_newest_first(manager: tf.train.CheckpointManager, folder) -> list[str]:
+  """The checkpoints to try restoring: the manager's, newest first, then any other
+  `ckpt-<step>` found on disk (a damaged `checkpoint` state file lists none)."""
+  found = list(reversed(manager.checkpoints))
+  if manager.latest_checkpoint and manager.latest_checkpoint not in found:
+    found.insert(0, manager.latest_checkpoint)
+  on_disk = []
+  for index in pathlib.Path(folder).glob("ckpt-*.index"):
+    number = index.name[len("ckpt-"):-len(".index")]
+    if number.isdigit():
+      on_disk.append((int(number), str(index.with_suffix(""))))
+  found += [path for _, path in sorted(on_disk, reverse=True) if path not in found]
+  return found
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,7 +161,7 @@ def restore_model(workdir: workdir_lib.Workdir, which: str = "best", **objects) 
   if not path:
     raise errors.UserError(f"no checkpoint in {workdir.checkpoints}: train the model there "
                            "first")
-  tf.train.Checkpoint(**objects).read(path).assert_existing_objects_matched().expect_partial()
+  _restore_or_refuse(lambda: tf.train.Checkpoint(**objects).read(path).expect_partial(), path)
   logging.info("restored %s from %s", ", ".join(objects), path)
   return path
 
@@ -166,21 +212,43 @@ class Trainer:
   # --- state -----------------------------------------------------------------------------
 
   def restore(self) -> int:
-    """Restores the latest checkpoint if any; returns the step to continue from."""
-    path = self.latest.latest_checkpoint
-    if path:
-      self.checkpoint.restore(path).assert_existing_objects_matched()
-      if self.history_path.exists():
-        saved = json.loads(self.history_path.read_text())
-        self.history = [h for h in saved if h["step"] <= int(self.step.numpy())]
-      logging.info("resumed from %s at step %d", path, int(self.step.numpy()))
+    """Restores the latest readable checkpoint if any; returns the step to continue from.
+
+    A checkpoint whose files are damaged (a data file cut short by a full disk or a copy, an
+    index that does not parse) is skipped with a warning naming it, and the one before it is
+    restored: the run repeats the steps in between (their TensorBoard points appear twice).
+
+    Raises:
+      DamagedCheckpointError: checkpoints are there but none of them can be read.
+    """
+    candidates = _checkpoints_newest_first(self.latest, self.work.checkpoints / "latest")
+    for number, path in enumerate(candidates):
+      damage = _read_damage(lambda p=path: self.checkpoint.restore(p))
+      if damage is None:
+        if number:
+          logging.warning("resumed from the previous checkpoint %s instead", path)
+        break
+      logging.warning("the checkpoint %s cannot be read (%s): %s", path, damage,
+                      "trying the one before it" if number + 1 < len(candidates)
+                      else "no other checkpoint is left")
+    else:
+      if candidates:
+        raise DamagedCheckpointError(
+            f"none of the checkpoints in {self.work.checkpoints / 'latest'} can be read "
+            f"(the latest: {damage}); delete {self.work.checkpoints} to train from the start")
+      return int(self.step.numpy())
+    if self.history_path.exists():
+      saved = json.loads(self.history_path.read_text())
+      self.history = [h for h in saved if h["step"] <= int(self.step.numpy())]
+    logging.info("resumed from %s at step %d", path, int(self.step.numpy()))
     return int(self.step.numpy())
 
   def restore_best(self) -> dict | None:
     """Loads the best checkpoint's weights; returns its evaluation record."""
-    if not self.best.latest_checkpoint:
+    path = self.best.latest_checkpoint
+    if not path:
       return None
-    self.checkpoint.restore(self.best.latest_checkpoint).assert_existing_objects_matched()
+    _restore_or_refuse(lambda: self.checkpoint.restore(path), path)
     return self.best_record()
 
   def best_record(self) -> dict | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import hashlib
+import json
 import os
 import pathlib
 import re
@@ -118,6 +119,19 @@ def run_all(commands: dict[str, list[str]]) -> dict[str, Run]:
   with concurrent.futures.ThreadPoolExecutor(CONCURRENCY) as pool:
     futures = {key: pool.submit(run, *flags) for key, flags in commands.items()}
     return {key: future.result() for key, future in futures.items()}
+
+
+def assert_same_gan_results(work: pathlib.Path, reference: pathlib.Path) -> None:
+  """A resumed GAN run's results.json against the uninterrupted reference's: the steps, the
+  loss history and the final losses (to 1e-6)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  expected = json.loads((reference / "results.json").read_text())
+  got = json.loads((work / "results.json").read_text())
+  assert got["steps"] == expected["steps"] == GAN_STEPS
+  assert got["loss_history"] == expected["loss_history"]
+  for key, value in expected["final_losses"].items():
+    np.testing.assert_allclose(got["final_losses"][key], value, rtol=0, atol=1e-6,
+                               err_msg=key)
 
 
 def error_lines(stderr: str) -> list[str]:

@@ -61,7 +61,7 @@ def test_a_build_killed_midway_leaves_nothing_trusted_and_the_next_build_succeed
                      build)
   assert found, build.stderr[-3000:]
   assert build.kill() == -9
-  leftovers = [p.name for p in config_dir.iterdir()]
+  leftovers = [p.name for p in config_dir.iterdir() if p.name != ".lock"]  # The build lock.
   assert len(leftovers) == 1 and leftovers[0].startswith("incomplete."), leftovers
   assert not (config_dir / "1.0.0").exists()
   assert not (tmp_path / "run").exists()  # The command had not got to write its results.
@@ -72,6 +72,43 @@ def test_a_build_killed_midway_leaves_nothing_trusted_and_the_next_build_succeed
   assert (catalog.num_users, catalog.num_items) == (50, 139)
   assert f"leftover(s) of interrupted dataset builds in {config_dir}" in caplog.text
   assert leftovers[0] in caplog.text
+
+
+@pytest.mark.slow
+def test_two_builds_at_once_into_one_fresh_data_dir_both_succeed_and_one_waits(tmp_path):
+  data_dir = tmp_path / "tfds"
+  flags = ("--experiment=dataset", f"--dataset={TINY}", f"--data_dir={data_dir}",
+           f"--manual_dir={SHOPPERS_DUMMY_DATA}")
+  both = runs.run_all({name: [*flags, f"--workdir={tmp_path / name}"]
+                       for name in ("first", "second")})
+  for run in both.values():
+    assert run.process.returncode == 0, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr
+  waited = [name for name, run in both.items() if "is building the dataset" in run.stderr]
+  built = [name for name, run in both.items()
+           if f"] building the dataset '{TINY}' in {data_dir}" in run.stderr]
+  assert len(built) == 1, {name: run.stderr[-2000:] for name, run in both.items()}
+  assert waited in ([], [n for n in both if n not in built])  # The other one waited if late.
+  config_dir = data_dir / "fashion_mnist_shoppers" / "tiny"
+  assert sorted(p.name for p in config_dir.iterdir()) == ["1.0.0"]
+
+
+def test_a_full_disk_during_a_build_is_one_line_and_leaves_no_dataset(tmp_path):
+  import resource  # pylint: disable=g-import-not-at-top
+
+  def small_files():
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 10, 16 << 10))
+
+  data_dir = tmp_path / "tfds"
+  build = runs.run("--experiment=dataset", f"--dataset={TINY}", f"--data_dir={data_dir}",
+                   f"--manual_dir={SHOPPERS_DUMMY_DATA}", f"--workdir={tmp_path / 'run'}",
+                   preexec_fn=small_files)
+  assert build.process.returncode == 2, build.stderr[-3000:]
+  assert "Traceback" not in build.stderr
+  [line] = runs.error_lines(build.stderr)
+  assert line.startswith(f"error: cannot write {data_dir}"), line
+  assert "File too large; raise the file size limit (ulimit -f) or choose a --data_dir" in line
+  assert not (data_dir / "fashion_mnist_shoppers" / "tiny" / "1.0.0").exists()
 
 
 @pytest.mark.parametrize("damage, problem", [

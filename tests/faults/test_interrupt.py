@@ -175,13 +175,7 @@ def test_sigterm_mid_epoch_and_the_gan_rerun_ends_with_the_reference_losses(stop
   final = seen["final"]
   assert final.process.returncode == 0, final.stderr[-3000:]
   assert re.search(rf"resumed from \S*ckpt-{step} at step {step}", final.stderr)
-  expected = json.loads((references.gan() / "results.json").read_text())
-  got = json.loads((seen["work"] / "results.json").read_text())
-  assert got["steps"] == expected["steps"] == runs.GAN_STEPS
-  assert got["loss_history"] == expected["loss_history"]
-  for key, value in expected["final_losses"].items():
-    np.testing.assert_allclose(got["final_losses"][key], value, rtol=0, atol=1e-6,
-                               err_msg=key)
+  runs.assert_same_gan_results(seen["work"], references.gan())
 
 
 @pytest.mark.slow

@@ -3,7 +3,7 @@
 The lock: a live holder (another process) refuses a second one with its pid and host; a
 holder killed with SIGKILL never leaves the work dir locked; the same process may take the
 lock again; where `flock` is missing, the recorded pid decides (a dead or reused pid is taken
-over). Writes: a file that cannot be written raises `WriteError` naming the path and the
+over); a dataset build waits for another process building the same dataset. Writes: a file that cannot be written raises `WriteError` naming the path and the
 reason, keeps what was there and leaves no temporary file; TensorFlow's file-system errors are
 recognised by their reason.
 """
@@ -58,6 +58,47 @@ def test_a_live_holder_refuses_and_a_killed_one_is_taken_over(tmp_path, caplog):
     assert json.loads((tmp_path / "run" / ".lock").read_text())["pid"] == os.getpid()
   assert f"from a run that is gone (pid {holder.pid} on host" in caplog.text
   assert not (tmp_path / "run" / ".lock").exists()  # Released: removed.
+
+
+def test_a_dataset_build_waits_for_another_process_building_it_then_reads_that_build(
+    tmp_path, monkeypatch, caplog):
+  """Two builds of one dataset into one fresh data dir: the second waits for the first's lock
+  (of the config folder) instead of racing it to the final folder; here the "first" is a
+  process holding that lock while this one builds it for it once the lock is free."""
+  import threading  # pylint: disable=g-import-not-at-top
+  import time  # pylint: disable=g-import-not-at-top
+  from dvbpr_tf.data import catalog as catalog_lib  # pylint: disable=g-import-not-at-top
+  from tests.conftest import SHOPPERS_DUMMY_DATA  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(catalog_lib, "BUILD_LOCK_POLL_SECONDS", 0.05)
+  config_folder = tmp_path / "fashion_mnist_shoppers" / "tiny"
+  holder = _holder(config_folder)
+  loaded = {}
+
+  def load():
+    loaded["catalog"] = catalog_lib.load_catalog(
+        "fashion_mnist_shoppers/tiny", data_dir=str(tmp_path),
+        manual_dir=str(SHOPPERS_DUMMY_DATA))
+    loaded["at"] = time.monotonic()
+
+  thread = threading.Thread(target=load)
+  thread.start()
+  try:
+    deadline = time.monotonic() + 60
+    while "is building the dataset" not in caplog.text and time.monotonic() < deadline:
+      time.sleep(0.05)
+    assert (f"another process (pid {holder.pid} on host {socket.gethostname()}, since "
+            in caplog.text)
+    assert f"is building the dataset 'fashion_mnist_shoppers/tiny' in {config_folder}: " \
+           "waiting for it to finish" in caplog.text
+    assert thread.is_alive() and not list(config_folder.glob("*.*.*"))  # Nothing built yet.
+  finally:
+    released = time.monotonic()
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+  thread.join(120)
+  assert loaded["at"] > released and loaded["catalog"].num_items > 0
+  assert not (config_folder / ".lock").exists()  # Released after the build.
+  assert "its unfinished build is never read; building again" in caplog.text
 
 
 def test_the_same_process_may_take_it_again(tmp_path):
