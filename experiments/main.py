@@ -362,8 +362,11 @@ def main(argv) -> int:
     print(e, file=sys.stderr, flush=True)
     return e.exit_code
   except errors.EXPECTED_ERRORS as e:
-    logging.error("%s", errors.describe(e))
-    print(f"error: {errors.describe(e)}", file=sys.stderr, flush=True)
+    # A failed write names the flag that chose its path (--data_dir for a dataset's lock).
+    message = (errors.write_failure(e, flag_for=_flag_for_path)
+               if isinstance(e, errors.WriteError) else errors.describe(e))
+    logging.error("%s", message)
+    print(f"error: {message}", file=sys.stderr, flush=True)
     return 2
   except (OSError, tf.errors.OpError, RuntimeError) as e:
     # A disk or permission error of a write (TFDS wraps some in a RuntimeError); else a bug.
