@@ -59,7 +59,7 @@ class TrainedDvbpr:
   catalog: object
 
   def user_vectors(self) -> np.ndarray:
-    return self.model.theta.numpy()
+    return self.model.all_user_vectors().numpy()
 
   def item_vectors(self) -> np.ndarray:
     """Phi of every catalog item, [num_items, K] (the images decoded on the way)."""

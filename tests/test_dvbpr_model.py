@@ -54,3 +54,30 @@ def test_scores_are_theta_dot_phi_and_branches_share_weights():
   # Dropout is on in training only.
   train_out = model({"user": users, "pos_image": images, "neg_image": images}, training=True)
   assert not np.allclose(train_out["x_ui"].numpy(), train_out["x_uj"].numpy())
+
+
+def test_visual_bias_is_shared_by_every_user_learnt_and_not_decayed():
+  """x_ui = (theta_u + beta')^T Phi(X_i); lambda_2 decays theta_u's rows only."""
+  tower = cnn_f.TowerConfig(embedding_dim=4, input_size=32, width_multiplier=0.125,
+                            dropout=0.0)
+  model = dvbpr.Dvbpr(5, tower, theta_decay=2.0, visual_bias=True).build_for_input()
+  plain = dvbpr.Dvbpr(5, tower, theta_decay=2.0).build_for_input()
+  assert plain.visual_bias is None and len(model.weights) == len(plain.weights) + 1
+  bias = np.array([0.5, -1.0, 2.0, 0.25], np.float32)
+  model.visual_bias.assign(bias)
+  theta = model.theta.numpy()
+  images = tf.random.uniform([3, 32, 32, 3], -1, 1, seed=2)
+  negatives = tf.random.uniform([3, 32, 32, 3], -1, 1, seed=3)
+  users = tf.constant([1, 3, 1])
+  phi = model.item_embeddings(images).numpy()
+  np.testing.assert_allclose(model.score(users, images).numpy(),
+                             np.sum((theta[[1, 3, 1]] + bias) * phi, axis=1), rtol=1e-5)
+  np.testing.assert_allclose(model.all_user_vectors().numpy(), theta + bias, rtol=1e-6)
+  batch = {"user": users, "pos_image": images, "neg_image": negatives}
+  terms = model.loss_terms(batch)
+  np.testing.assert_allclose(float(terms["theta_decay"]),
+                             2.0 * np.sum(theta[[1, 3, 1]] ** 2) / 2, rtol=1e-5)
+  with tf.GradientTape() as tape:
+    loss = model.loss_terms(batch)["loss"]
+  gradient = tape.gradient(loss, model.visual_bias)
+  assert gradient is not None and np.any(gradient.numpy() != 0)

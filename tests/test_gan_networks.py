@@ -45,6 +45,20 @@ def test_lsgan_losses_against_numpy():
       expected_g, rel=1e-6)
 
 
+def test_matching_aware_discriminator_loss_against_numpy():
+  rng = np.random.default_rng(1)
+  d_real, d_fake, d_wrong = (rng.normal(size=(8, 1)) * 2 for _ in range(3))
+  for weight in (0.0, 0.3, 0.5):
+    expected = (np.mean((d_real - 1) ** 2) + (1 - weight) * np.mean(d_fake ** 2)
+                + weight * np.mean(d_wrong ** 2)) / 2
+    got = losses.matching_aware_discriminator_loss(
+        tf.constant(d_real), tf.constant(d_fake), tf.constant(d_wrong), weight)
+    assert float(got) == pytest.approx(expected, rel=1e-6)
+  assert float(losses.matching_aware_discriminator_loss(
+      tf.constant(d_real), tf.constant(d_fake), tf.constant(d_wrong), 0.0)) == pytest.approx(
+          float(losses.lsgan_discriminator_loss(tf.constant(d_real), tf.constant(d_fake))))
+
+
 # --- Config and z ------------------------------------------------------------------------
 
 

@@ -105,6 +105,45 @@ def test_joint_discriminator_batch_scores_real_and_fake_in_one_call(tiny_catalog
   assert all(np.isfinite(float(v)) for v in metrics.values())
 
 
+def test_mismatched_labels_are_always_another_category_and_cover_all_of_them():
+  categories = np.arange(600) % 5
+  labels = tf.one_hot(categories, 5)
+  wrong = gan_task.mismatched_labels(labels, seed=tf.constant([3, 7], tf.int64)).numpy()
+  assert wrong.shape == (600, 5) and np.all(wrong.sum(-1) == 1)
+  moved = np.argmax(wrong, -1)
+  assert not np.any(moved == categories)
+  shifts = (moved - categories) % 5
+  assert set(np.unique(shifts)) == {1, 2, 3, 4}  # Every other category, about equally.
+  assert np.all(np.bincount(shifts, minlength=5)[1:] > 100)
+  again = gan_task.mismatched_labels(labels, seed=tf.constant([3, 7], tf.int64)).numpy()
+  np.testing.assert_array_equal(wrong, again)  # Keyed on the seed: resumes the same.
+
+
+@pytest.mark.parametrize("batch", ["separate", "joint"])
+def test_matching_aware_discriminator_scores_real_images_under_wrong_labels(tiny_catalog,
+                                                                          batch):
+  config = config_lib.override(config_lib.preset("smoke").gan,
+                               {"discriminator_batch": batch, "mismatched_labels": 0.5})
+  task = gan_task.GanTask(tiny_catalog, config)
+  data = next(iter(task.dataset(0)))
+  fake = task.generator(gan.sample_latent(task.network, config.batch_size, seed=0),
+                        data["label"], training=True)
+  wrong = gan_task.mismatched_labels(data["label"], seed=tf.constant([0, 0], tf.int64))
+  d_real, d_fake, d_wrong = task._discriminate(data["image"], fake, data["label"],
+                                               wrong=wrong)
+  if batch == "joint":
+    together = task.discriminator(tf.concat([data["image"], fake, data["image"]], 0),
+                                  tf.concat([data["label"], data["label"], wrong], 0),
+                                  training=True).numpy()
+    np.testing.assert_allclose(np.concatenate([d_real, d_fake, d_wrong]), together,
+                               rtol=1e-5, atol=1e-6)
+  else:
+    alone = task.discriminator(data["image"], wrong, training=True).numpy()
+    np.testing.assert_allclose(d_wrong, alone, rtol=1e-5, atol=1e-6)
+  metrics = task.train_step(data)
+  assert all(np.isfinite(float(v)) for v in metrics.values())
+
+
 def test_fidelity_with_a_feature_scorer_gives_the_frechet_distance(tiny_catalog):
   class PixelMeans:  # Stands in for the category classifier: 3 features an image.
     def features(self, images):

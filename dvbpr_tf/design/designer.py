@@ -464,7 +464,7 @@ class Designer:
     labels = self.generator.one_hot(tf.fill(tf.shape(z_prime)[:1], category))
     images = tf.cast(self.generator(tf.tanh(z_prime), labels, training=False), self.dtype)
     phi = self.dvbpr.item_embeddings(upscale(images, self.tower_size), training=False)
-    theta = tf.cast(tf.gather(self.dvbpr.theta, user), self.dtype)
+    theta = tf.cast(self.dvbpr.user_vectors(user), self.dtype)
     preference = tf.linalg.matvec(tf.cast(phi, self.dtype), theta)
     realism = tf.cast(tf.squeeze(self.discriminator(images, labels, training=False), -1),
                       self.dtype)

@@ -5,6 +5,17 @@
 No item bias and no non-visual item factors (the paper found dropping them helps); alpha and
 beta_u cancel in the BPR difference and are not modelled. theta_u is initialised
 uniform(0, 1) / 100, as the authors' code.
+
+With `visual_bias` (off in the paper's and the authors' presets) the score gains VBPR's
+visual bias (He & McAuley, AAAI 2016), a K-vector beta' shared by all users:
+
+    x_ui = theta_u^T Phi(X_i) + beta'^T Phi(X_i) = (theta_u + beta')^T Phi(X_i)
+
+so what every user likes in an image (one direction of Phi) is learnt from all users'
+pairs, and lambda_2 shrinks a user with few interactions towards beta' rather than towards
+0. beta' starts at 0 and is not decayed (the tower's kernels are). `user_vectors` gives
+theta_u + beta', which is what every consumer (evaluation, export, design) multiplies with
+Phi.
 """
 
 from __future__ import annotations
@@ -23,9 +34,11 @@ class Dvbpr(keras.Model):
   metric_names = ("loss", "bpr", "weight_decay", "theta_decay")
 
   def __init__(self, num_users: int, tower: cnn_f.TowerConfig = cnn_f.TowerConfig(),
-               weight_decay: float = 1e-3, theta_decay: float = 1.0, **kwargs):
+               weight_decay: float = 1e-3, theta_decay: float = 1.0,
+               visual_bias: bool = False, **kwargs):
     """`weight_decay` (lambda_1, on the tower's kernels) and `theta_decay` (lambda_2, on the
-    batch's theta_u rows) weigh the regularisers of `loss_terms`."""
+    batch's theta_u rows) weigh the regularisers of `loss_terms`; `visual_bias` adds the
+    shared beta' (see the module docstring)."""
     super().__init__(**kwargs)
     self.num_users = int(num_users)
     self.weight_decay, self.theta_decay = float(weight_decay), float(theta_decay)
@@ -33,6 +46,8 @@ class Dvbpr(keras.Model):
     self.theta = self.add_weight(
         shape=(self.num_users, tower.embedding_dim), name="theta",
         initializer=keras.initializers.RandomUniform(0.0, 0.01))
+    self.visual_bias = (self.add_weight(shape=(tower.embedding_dim,), name="visual_bias",
+                                        initializer="zeros") if visual_bias else None)
 
   @property
   def tower_config(self) -> cnn_f.TowerConfig:
@@ -49,18 +64,33 @@ class Dvbpr(keras.Model):
     return tf.cast(self.tower(images, training=training), self.theta.dtype)
 
   def user_vectors(self, users: tf.Tensor) -> tf.Tensor:
+    """The users' preference vectors [B, K]: theta_u (+ beta' with `visual_bias`)."""
+    return self._with_bias(self._theta_rows(users))
+
+  def all_user_vectors(self) -> tf.Tensor:
+    """Every user's preference vector, [num_users, K]."""
+    return self._with_bias(tf.convert_to_tensor(self.theta))
+
+  def _theta_rows(self, users: tf.Tensor) -> tf.Tensor:
     # Inside a mixed-precision call Keras reads variables as float16; the scores stay float32.
     return tf.cast(tf.gather(self.theta, users), self.theta.dtype)
+
+  def _with_bias(self, theta: tf.Tensor) -> tf.Tensor:
+    if self.visual_bias is None:
+      return theta
+    return theta + tf.cast(self.visual_bias, theta.dtype)
 
   def score(self, users: tf.Tensor, images: tf.Tensor) -> tf.Tensor:
     """x_ui for aligned pairs (users[k], images[k]) (eq. 6)."""
     return tf.reduce_sum(self.user_vectors(users) * self.item_embeddings(images), axis=-1)
 
   def call(self, batch, training=False):
-    """A BPR batch -> dict of `x_ui`, `x_uj` [B] and `theta` [B, K] (the batch's rows)."""
-    theta = self.user_vectors(batch["user"])
-    x_ui = tf.reduce_sum(theta * self.item_embeddings(batch["pos_image"], training), -1)
-    x_uj = tf.reduce_sum(theta * self.item_embeddings(batch["neg_image"], training), -1)
+    """A BPR batch -> dict of `x_ui`, `x_uj` [B] and `theta` [B, K] (the batch's theta_u rows,
+    which lambda_2 decays; without beta')."""
+    theta = self._theta_rows(batch["user"])
+    preference = self._with_bias(theta)
+    x_ui = tf.reduce_sum(preference * self.item_embeddings(batch["pos_image"], training), -1)
+    x_uj = tf.reduce_sum(preference * self.item_embeddings(batch["neg_image"], training), -1)
     return {"x_ui": x_ui, "x_uj": x_uj, "theta": theta}
 
   def loss_terms(self, batch, training: bool = False) -> dict[str, tf.Tensor]:

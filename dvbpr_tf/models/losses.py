@@ -71,6 +71,21 @@ def lsgan_discriminator_loss(d_real: tf.Tensor, d_fake: tf.Tensor) -> tf.Tensor:
   return 0.5 * (tf.reduce_mean(tf.square(d_real - 1.0)) + tf.reduce_mean(tf.square(d_fake)))
 
 
+def matching_aware_discriminator_loss(d_real: tf.Tensor, d_fake: tf.Tensor,
+                                      d_mismatched: tf.Tensor, weight: float) -> tf.Tensor:
+  """eq. 7's discriminator loss with real images under wrong categories as a second kind of
+  fake (the matching-aware D of Reed et al., ICML 2016, in least squares):
+
+      L_D = ( mean L_real(x, c) + (1 - w) mean L_fake(G(z, c), c)
+              + w mean L_fake(x, c') ) / 2,        c' != c                          (eq. 7)
+
+  `weight` w = 0 is `lsgan_discriminator_loss`.
+  """
+  return 0.5 * (tf.reduce_mean(tf.square(d_real - 1.0))
+                + (1.0 - weight) * tf.reduce_mean(tf.square(d_fake))
+                + weight * tf.reduce_mean(tf.square(d_mismatched)))
+
+
 def lsgan_generator_loss(d_fake: tf.Tensor) -> tf.Tensor:
   """The conditional LSGAN's generator loss (eq. 7's L_real applied to fakes; Mao et al.,
   ICCV 2017), as the authors' code minimises it:

@@ -81,7 +81,7 @@ def export_dvbpr(model: dvbpr.Dvbpr, item_vectors: np.ndarray, train_users: np.n
 
   def score(user_ids, images):
     with tf.control_dependencies(_check_users(user_ids, num_users)):
-      theta = tf.gather(model.theta, user_ids)
+      theta = model.user_vectors(user_ids)
     return tf.reduce_sum(theta * item_embedding(images), axis=-1)
 
   def recommend(user_ids, k):
@@ -90,7 +90,7 @@ def export_dvbpr(model: dvbpr.Dvbpr, item_vectors: np.ndarray, train_users: np.n
         tf.debugging.assert_less_equal(
             k, catalog.num_items, message=f"k must be at most {catalog.num_items}")]
     with tf.control_dependencies(checks):
-      theta = tf.gather(model.theta, user_ids)
+      theta = model.user_vectors(user_ids)
     scores = tf.matmul(theta, catalog.item_vectors, transpose_b=True)
     seen = tf.RaggedTensor.from_row_splits(catalog.seen_items, catalog.seen_offsets)
     seen = tf.gather(seen, user_ids)

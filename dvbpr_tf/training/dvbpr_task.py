@@ -32,7 +32,8 @@ def build_model(catalog: catalog_lib.Catalog, config: config_lib.DvbprConfig) ->
   (also the seed of the dropout masks)."""
   keras.utils.set_random_seed(config.seed)
   return dvbpr.Dvbpr(catalog.num_users, config.tower, weight_decay=config.weight_decay,
-                     theta_decay=config.theta_decay, name="dvbpr").build_for_input()
+                     theta_decay=config.theta_decay, visual_bias=config.visual_bias,
+                     name="dvbpr").build_for_input()
 
 
 class DvbprTask(bpr_task.BprTask):
@@ -68,7 +69,7 @@ class DvbprTask(bpr_task.BprTask):
     return evaluator.embed_items(self._embed, self.table, self.config.train.eval_batch_size)
 
   def user_vectors(self) -> np.ndarray:
-    return self.model.theta.numpy()
+    return self.model.all_user_vectors().numpy()
 
   def evaluate(self):
     return self.evaluator.evaluate_embeddings(self.user_vectors(), self.item_vectors())

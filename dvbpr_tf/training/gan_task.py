@@ -54,6 +54,16 @@ def inference_key(config: config_lib.GanTrainConfig) -> str:
   return "generator_ema" if config.generator_ema > 0 else "generator"
 
 
+def mismatched_labels(labels_onehot: tf.Tensor, seed) -> tf.Tensor:
+  """Each row's category moved to another one: c + k mod C with k uniform in 1..C-1
+  (stateless, keyed on `seed`), one-hot like `labels_onehot` [B, C]."""
+  num = labels_onehot.shape[-1]
+  categories = tf.argmax(labels_onehot, axis=-1, output_type=tf.int32)
+  shift = tf.random.stateless_uniform(tf.shape(categories), seed, minval=1, maxval=max(num, 2),
+                                      dtype=tf.int32)
+  return tf.one_hot((categories + shift) % num, num, dtype=labels_onehot.dtype)
+
+
 def update_moving_average(average: keras.Model, model: keras.Model, decay,
                           step) -> None:
   """average <- d * average + (1 - d) * model, for every trainable weight, with
@@ -169,16 +179,29 @@ class GanTask:
         self.network, self.config.batch_size,
         seed=tf.stack([tf.constant(self.config.seed, tf.int64), tf.cast(step, tf.int64)])))
     share = distribution.replica_share
+    weight = self.config.mismatched_labels
+    wrong = None
     with tf.GradientTape() as tape:
       fake = self.generator(z, labels, training=True)
-      d_real, d_fake = self._discriminate(images, fake, labels)
-      d_loss = share(losses.lsgan_discriminator_loss(d_real, d_fake))
+      if weight:
+        wrong = mismatched_labels(labels, seed=tf.stack([
+            tf.constant(self.config.seed + 1, tf.int64), tf.cast(step, tf.int64)]))
+        d_real, d_fake, d_wrong = self._discriminate(images, fake, labels, wrong=wrong)
+        d_loss = share(losses.matching_aware_discriminator_loss(d_real, d_fake, d_wrong,
+                                                                weight))
+      else:
+        d_real, d_fake = self._discriminate(images, fake, labels)
+        d_loss = share(losses.lsgan_discriminator_loss(d_real, d_fake))
       scaled = self.d_optimizer.scale_loss(d_loss)
     distribution.apply_gradients(self.d_optimizer, tape, scaled,
                                  self.discriminator.trainable_variables)
+    # In 'joint' mode G's step shows D the batch D's step saw (with the mismatched reals), so
+    # that D's batch-norm statistics are the ones it was trained with.
+    joint_wrong = wrong if weight and self.config.discriminator_batch == "joint" else None
     with tf.GradientTape() as tape:
       fake = self.generator(z, labels, training=True)
-      _, g_fake = self._discriminate(images, fake, labels, real_needed=False)
+      g_fake = self._discriminate(images, fake, labels, real_needed=False,
+                                  wrong=joint_wrong)[1]
       g_loss = share(losses.lsgan_generator_loss(g_fake))
       scaled = self.g_optimizer.scale_loss(g_loss)
     distribution.apply_gradients(self.g_optimizer, tape, scaled,
@@ -189,17 +212,24 @@ class GanTask:
     return {"d_loss": d_loss, "g_loss": g_loss, "d_real": share(tf.reduce_mean(d_real)),
             "d_fake": share(tf.reduce_mean(d_fake))}
 
-  def _discriminate(self, images, fake, labels, real_needed: bool = True):
-    """D(real) and D(fake) [B, 1] float32 in training mode: two calls ('separate', the
-    authors'; without `real_needed` only the fake one) or one call on both ('joint')."""
-    if self.config.discriminator_batch == "joint":
-      scores = tf.cast(self.discriminator(tf.concat([images, tf.cast(fake, images.dtype)], 0),
-                                          tf.concat([labels, labels], 0), training=True),
+  def _discriminate(self, images, fake, labels, real_needed: bool = True, wrong=None):
+    """(D(real), D(fake)) [B, 1] float32 in training mode, and with `wrong` (one-hot
+    categories) D(real, wrong) third: one call per batch ('separate', the authors'; without
+    `real_needed` D(real) is None and not computed) or one call on all of them ('joint',
+    which always includes the real batch: its batch-norm statistics are the whole call's)."""
+    joint = self.config.discriminator_batch == "joint"
+    parts = [(images, labels)] if real_needed or joint else [None]
+    parts.append((tf.cast(fake, images.dtype), labels))
+    if wrong is not None:
+      parts.append((images, wrong))
+    if joint:
+      scores = tf.cast(self.discriminator(tf.concat([x for x, _ in parts], 0),
+                                          tf.concat([c for _, c in parts], 0), training=True),
                        tf.float32)
-      return tf.split(scores, 2, axis=0)
-    d_real = (tf.cast(self.discriminator(images, labels, training=True), tf.float32)
-              if real_needed else None)
-    return d_real, tf.cast(self.discriminator(fake, labels, training=True), tf.float32)
+      return tuple(tf.split(scores, len(parts), axis=0))
+    return tuple(None if part is None else
+                 tf.cast(self.discriminator(part[0], part[1], training=True), tf.float32)
+                 for part in parts)
 
   def evaluate(self):
     return {}
