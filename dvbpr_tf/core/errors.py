@@ -99,16 +99,17 @@ def write_failure(error: BaseException,
 
 
 def _write_failure(error: BaseException) -> WriteError | None:
-  """The first write failure in `error`'s chain of causes: a library may wrap one (TFDS's
-  build turns a TensorFlow `OutOfRangeError` from a full disk into a generator's
-  `RuntimeError`)."""
+  """The first write failure in `error`'s chain of explicit causes (`raise ... from`): a
+  library may wrap one (TFDS re-raises a TensorFlow `OutOfRangeError` from a full disk as a
+  `RuntimeError`, and an OSError as a new one without its errno). An error merely raised
+  while another was being handled (`__context__`) is not taken for it: that is a bug."""
   seen = set()
   while error is not None and id(error) not in seen and len(seen) < 16:
     seen.add(id(error))
     found = _own_write_failure(error)
     if found is not None:
       return found
-    error = error.__cause__ or error.__context__
+    error = error.__cause__
   return None
 
 

@@ -177,3 +177,27 @@ def test_tensorflow_file_system_errors_become_one_line(error, path, reason, expe
   assert str(errors.write_failure(raised)).startswith(expected)
   assert errors.write_failure(tf.errors.InvalidArgumentError(None, None, "shape")) is None
   assert errors.write_failure(ValueError("No space left on device")) is None
+
+
+def test_a_write_failure_wrapped_by_a_library_is_found_through_its_causes():
+  """TFDS re-raises a full disk's OpError as `RuntimeError(...) from e`; an error raised while
+  an OSError was being handled, without `from`, is a bug and not taken for a write failure."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  full = tf.errors.OutOfRangeError(None, None, "/data/x.tfrecord; File too large")
+  try:
+    try:
+      raise full
+    except tf.errors.OutOfRangeError as e:
+      raise RuntimeError(f"OutOfRangeError: Failed to finalize: {e}") from e
+  except RuntimeError as wrapped:
+    found = errors.write_failure(wrapped, flag_for=lambda path: "--data_dir")
+  assert str(found) == ("cannot write /data/x.tfrecord: File too large; raise the file size "
+                        "limit (ulimit -f) or choose a --data_dir on another file system, "
+                        "then rerun the same command")
+  try:
+    try:
+      raise OSError(28, "No space left on device", "/data/y")
+    except OSError:
+      raise RuntimeError("a bug while handling it")  # pylint: disable=raise-missing-from
+  except RuntimeError as bug:
+    assert errors.write_failure(bug) is None
