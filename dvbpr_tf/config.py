@@ -127,6 +127,10 @@ class GanConfig:
     minibatch_stddev: append to the discriminator's last feature map one channel holding
       the mean standard deviation of that map's features across the batch (off in the
       authors' code): a batch of fakes that all share one colour is then visible to D.
+    projection: add to D's score the inner product of its last features h with a learnt
+      embedding of the category, D(x, c) = w^T h + (E c)^T h (the projection discriminator
+      of Miyato & Koyama, ICLR 2018), beside the authors' label concatenation (off in the
+      authors' code): a direct path for "is this an image of c?".
   """
 
   image_size: int = 64
@@ -139,11 +143,13 @@ class GanConfig:
   leaky_slope: float = 0.2
   upsampling: str = "transposed"
   minibatch_stddev: bool = False
+  projection: bool = False
 
   def __post_init__(self):
     checks.one_of("image_size", self.image_size, SUPPORTED_IMAGE_SIZES)
     checks.one_of("upsampling", self.upsampling, UPSAMPLINGS)
     checks.boolean("minibatch_stddev", self.minibatch_stddev)
+    checks.boolean("projection", self.projection)
     checks.integer("z_dim", self.z_dim, 1, 65_536)
     checks.integer("num_categories", self.num_categories, 1, 1_000_000)
     checks.one_of("z_distribution", self.z_distribution, Z_DISTRIBUTIONS)

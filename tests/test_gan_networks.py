@@ -395,3 +395,25 @@ def test_discriminator_with_minibatch_stddev_scores_each_image_alone_at_inferenc
   trained = discriminator(images, labels, training=True).numpy()
   shuffled = discriminator(tf.concat([images[:2], images[:2]], 0), labels, training=True)
   assert not np.allclose(trained[:2], shuffled.numpy()[:2])  # In training the batch matters.
+
+
+@pytest.mark.parametrize("stddev", [False, True])
+def test_projection_discriminator_adds_the_category_embeddings_inner_product(stddev):
+  """D(x, c) = w^T h + b + (E c)^T h (Miyato & Koyama 2018), h the flattened last map."""
+  config = gan.GanConfig(image_size=32, num_categories=3, width_multiplier=0.125,
+                         minibatch_stddev=stddev, projection=True)
+  d = gan.Discriminator(config, seed=0).build_for_input()
+  images = tf.random.uniform([4, 32, 32, 3], -1, 1, seed=5)
+  labels = tf.one_hot([0, 2, 1, 2], 3)
+  maps = d.feature_maps(images, labels)
+  last = maps[-2]
+  if stddev:
+    last = d.stddev(last, training=False)
+  h = last.numpy().reshape(4, -1)
+  assert h.shape[1] == gan.discriminator_features(config)
+  kernel, bias = (w.numpy() for w in d.dense.weights)
+  embedding = d.projection.kernel.numpy()  # [C, len(h)]
+  expected = h @ kernel + bias + np.sum(embedding[[0, 2, 1, 2]] * h, -1, keepdims=True)
+  np.testing.assert_allclose(maps[-1].numpy(), expected, rtol=1e-4, atol=1e-5)
+  plain = gan.Discriminator(dataclasses.replace(config, projection=False), seed=0)
+  assert plain.build_for_input().count_params() == d.count_params() - 3 * h.shape[1]

@@ -117,6 +117,14 @@ def discriminator_filters(config: GanConfig) -> tuple[int, ...]:
   return tuple(config.width(f) for f in filters)
 
 
+def discriminator_features(config: GanConfig) -> int:
+  """The length of h, D's flattened last feature map (with the minibatch-stddev channel)."""
+  side = config.image_size
+  for _ in discriminator_filters(config):
+    side = -(-side // 2)  # 'same' padding, stride 2.
+  return side * side * (discriminator_filters(config)[-1] + int(config.minibatch_stddev))
+
+
 def sample_latent(config: GanConfig, batch_size, seed=None) -> tf.Tensor:
   """z [batch_size, z_dim] float32 from the configured distribution.
 
@@ -318,6 +326,11 @@ class Discriminator(_GanNetwork):
     self.dense = keras.layers.Dense(
         1, name="dense", kernel_initializer=_initializer("normal", seed, 0),
         bias_initializer="zeros")
+    # E: one row per category, as long as h (a one-hot times a bias-free dense = a lookup).
+    self.projection = (keras.layers.Dense(
+        discriminator_features(config), use_bias=False, name="projection",
+        kernel_initializer=_initializer("normal", seed, len(convs) + 1))
+                       if config.projection else None)
 
   def feature_maps(self, images, labels_onehot, training=False) -> list[tf.Tensor]:
     """Each conv block's output (after BN and lReLU, before the label is concatenated),
@@ -333,7 +346,12 @@ class Discriminator(_GanNetwork):
       maps.append(x)
     if self.stddev is not None:
       x = self.stddev(x, training=training)
-    maps.append(self.dense(self.flatten(x)))
+    features = self.flatten(x)
+    logits = self.dense(features)
+    if self.projection is not None:
+      embedded = self.projection(tf.cast(labels_onehot, features.dtype))
+      logits += tf.reduce_sum(embedded * features, axis=-1, keepdims=True)
+    maps.append(logits)
     return maps
 
   def call(self, images, labels_onehot, training=False):
