@@ -334,6 +334,13 @@ def _run(spec, tree, request) -> None:
     demo.run(spec, tree.dvbpr, tree.gan, tree.design)
 
 
+def _refuse(message) -> int:
+  """Logs and prints the one `error:` line of a failure the user can fix; the exit code 2."""
+  logging.error("%s", message)
+  print(f"error: {message}", file=sys.stderr, flush=True)
+  return 2
+
+
 def main(argv) -> int:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -363,19 +370,14 @@ def main(argv) -> int:
     return e.exit_code
   except errors.EXPECTED_ERRORS as e:
     # A failed write names the flag that chose its path (--data_dir for a dataset's lock).
-    message = (errors.write_failure(e, flag_for=_flag_for_path)
-               if isinstance(e, errors.WriteError) else errors.describe(e))
-    logging.error("%s", message)
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    return 2
+    return _refuse(errors.write_failure(e, flag_for=_flag_for_path)
+                   if isinstance(e, errors.WriteError) else errors.describe(e))
   except (OSError, tf.errors.OpError, RuntimeError) as e:
     # A disk or permission error of a write (TFDS wraps some in a RuntimeError); else a bug.
     message = errors.write_failure(e, flag_for=_flag_for_path)
     if message is None:
       raise
-    logging.error("%s", message)
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    return 2
+    return _refuse(message)
   except KeyboardInterrupt:
     print("interrupted: what was saved is kept; rerun the same command to resume from the "
           "last checkpoint", file=sys.stderr, flush=True)
