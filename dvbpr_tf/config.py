@@ -117,6 +117,8 @@ class GanConfig:
       the paper's text).
     num_categories: C, the size of the one-hot category vector (6 for Amazon Fashion).
     width_multiplier: scales every filter count (1.0 = the authors' code).
+    discriminator_width_multiplier: scales D's filter counts instead, when > 0 (0: D has
+      `width_multiplier` too, as in the authors' code, where both have one width).
     bn_momentum: batch-norm moving-average decay (0.9).
     bn_epsilon: batch-norm variance epsilon (1e-5).
     leaky_slope: the leaky ReLU's negative slope (0.2).
@@ -127,6 +129,11 @@ class GanConfig:
     minibatch_stddev: append to the discriminator's last feature map one channel holding
       the mean standard deviation of that map's features across the batch (off in the
       authors' code): a batch of fakes that all share one colour is then visible to D.
+    minibatch_stddev_group: how many consecutive images of a D call share one such standard
+      deviation: 0, one group of the whole call; g > 0, groups of g (ProGAN's 4), each with
+      its own. In a 'joint' D call (real images then fakes, each a multiple of g) every
+      group is all real or all fake, so the channel differs between them; one group of the
+      whole joint call gives reals and fakes the same number, which D cannot tell apart.
     projection: add to D's score the inner product of its last features h with a learnt
       embedding of the category, D(x, c) = w^T h + (E c)^T h (the projection discriminator
       of Miyato & Koyama, ICLR 2018), beside the authors' label concatenation (off in the
@@ -138,11 +145,13 @@ class GanConfig:
   z_distribution: str = "normal"
   num_categories: int = 6
   width_multiplier: float = 1.0
+  discriminator_width_multiplier: float = 0.0
   bn_momentum: float = 0.9
   bn_epsilon: float = 1e-5
   leaky_slope: float = 0.2
   upsampling: str = "transposed"
   minibatch_stddev: bool = False
+  minibatch_stddev_group: int = 0
   projection: bool = False
 
   def __post_init__(self):
@@ -150,10 +159,14 @@ class GanConfig:
     checks.one_of("upsampling", self.upsampling, UPSAMPLINGS)
     checks.boolean("minibatch_stddev", self.minibatch_stddev)
     checks.boolean("projection", self.projection)
+    checks.integer("minibatch_stddev_group", self.minibatch_stddev_group, 0, 65_536,
+                   note=" (0: one group of the whole batch)")
     checks.integer("z_dim", self.z_dim, 1, 65_536)
     checks.integer("num_categories", self.num_categories, 1, 1_000_000)
     checks.one_of("z_distribution", self.z_distribution, Z_DISTRIBUTIONS)
     checks.number("width_multiplier", self.width_multiplier, above=0)
+    checks.number("discriminator_width_multiplier", self.discriminator_width_multiplier,
+                  minimum=0)
     checks.number("bn_momentum", self.bn_momentum, minimum=0, below=1)
     checks.number("bn_epsilon", self.bn_epsilon, above=0)
     checks.number("leaky_slope", self.leaky_slope, minimum=0)
@@ -161,8 +174,15 @@ class GanConfig:
   def width(self, filters: int) -> int:
     return max(1, int(round(filters * self.width_multiplier)))
 
+  def discriminator_width(self, filters: int) -> int:
+    multiplier = self.discriminator_width_multiplier or self.width_multiplier
+    return max(1, int(round(filters * multiplier)))
+
 
 SELECTIONS = ("softmax", "top")
+
+
+DESIGN_STARTS = ("uniform", "retrieved")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,6 +196,10 @@ class DesignConfig:
     eta: weight of the realism penalty (D_c - 1)^2 (1.0, the paper's choice).
     top_k: images chosen among the m end points.
     selection: 'softmax' (sampled by softmax of the objective, eq. 11) or 'top' (the k best).
+    start: where the m ascents start: 'uniform' (z ~ U(-1, 1), the paper's) or 'retrieved'
+      (the codes of the user's m best real items of the category, eq. 8, each found by
+      eq. 12's inversion from one uniform start; the paper's tailoring applied to retrieval).
+    start_inversion_steps: Adam steps of those inversions (with `learning_rate`).
     seed: the starts and the softmax draws.
   """
 
@@ -185,10 +209,14 @@ class DesignConfig:
   eta: float = 1.0
   top_k: int = 3
   selection: str = "softmax"
+  start: str = "uniform"
+  start_inversion_steps: int = 200
   seed: int = 0
 
   def __post_init__(self):
     checks.integer("num_starts", self.num_starts, 1, 16_384)
+    checks.one_of("start", self.start, DESIGN_STARTS)
+    checks.integer("start_inversion_steps", self.start_inversion_steps, 0, 1_000_000)
     checks.integer("steps", self.steps, 0, 1_000_000)
     checks.number("learning_rate", self.learning_rate, above=0)
     checks.number("eta", self.eta, minimum=0)
@@ -429,6 +457,12 @@ class GanTrainConfig:
       and learns to score it as fake, so D(x, c) judges "a real image *of category c*" and G
       must draw the category it is given. L_D becomes (L_real + (1 - w) L_fake +
       w L_mismatched) / 2 (0: off, the authors' eq. 7).
+    mismatched_labels_split: with a matching-aware D, whether the generated images give up
+      the weight w to the mismatched reals (True: Reed et al.'s (1 - w) L_fake above) or keep
+      their full weight, L_D = (L_real + L_fake + w L_mismatched) / 2 (False).
+    mismatched_labels_from_epoch: the epoch (counted from 0) from which the mismatched term
+      has its weight w; before it, w = 0 (the mismatched reals are still in D's joint batch,
+      scored but not in the loss): G first learns the catalogue without it.
     cache_decoded: keep decoded images in memory: auto, always or never.
     seed: initial weights, z, shuffling.
   """
@@ -448,6 +482,8 @@ class GanTrainConfig:
   discriminator_batch: str = "separate"
   generator_ema: float = 0.0
   mismatched_labels: float = 0.0
+  mismatched_labels_split: bool = True
+  mismatched_labels_from_epoch: int = 0
   cache_decoded: str = "auto"
   seed: int = 0
 
@@ -465,6 +501,13 @@ class GanTrainConfig:
     checks.one_of("schedule", self.schedule, LEARNING_RATE_SCHEDULES)
     checks.number("generator_ema", self.generator_ema, minimum=0, below=1)
     checks.number("mismatched_labels", self.mismatched_labels, minimum=0, below=1)
+    checks.boolean("mismatched_labels_split", self.mismatched_labels_split)
+    checks.integer("mismatched_labels_from_epoch", self.mismatched_labels_from_epoch, 0)
+    group = self.network.minibatch_stddev_group
+    if self.network.minibatch_stddev and group and self.batch_size % group:
+      raise errors.invalid(
+          "gan.network.minibatch_stddev_group", f"({group}) must divide gan.batch_size "
+          f"({self.batch_size}), so that no group mixes real and generated images")
     checks.one_of("cache_decoded", self.cache_decoded, CACHE_MODES)
     checks.seed("seed", self.seed)
 
@@ -574,6 +617,9 @@ def _demo() -> ExperimentConfig:
   # accuracy 0.94 of random real items' overall, 0.79 in the worst category, against 0.74
   # and 0.34; Table IV, 100 trials, 60 steps), but its colours collapse to one hue again
   # (saturation 0.43-0.61 of real in the worst category, hue 2.3-3.2x; 0.25: 0.52, 3.6x).
+  # Neither the fakes' full weight (mismatched_labels_split=False), a D of twice the width,
+  # the term from epoch 8 only, the last iterate nor grouped minibatch stddev kept the colours
+  # with it (docs/reproduction.md §4: saturation 0.55-0.89, hue 2.6-4.6x).
   return ExperimentConfig(
       dataset=f"{EMBEDDED_DATASET}/demo",
       dvbpr=DvbprConfig(

@@ -6,10 +6,12 @@ import dataclasses
 import json
 import os
 import time
+import typing
 
 from absl import logging
 import tensorflow as tf
 
+from dvbpr_tf import config as config_lib
 from dvbpr_tf.core import distribution
 from dvbpr_tf.core import errors
 from dvbpr_tf.core import workdir as workdir_lib
@@ -76,7 +78,8 @@ def check_same_run(work: workdir_lib.Workdir, config: dict) -> None:
     return
   previous = saved_config(work)
   keys = [k for k in config if k not in ("run", DATASET_KEY)]
-  changed = [k for k in keys if previous.get(k) != json.loads(to_json(config[k]))]
+  changed = [k for k in keys
+             if _with_defaults(k, previous.get(k)) != json.loads(to_json(config[k]))]
   prev_run, run = previous.get("run", {}), config.get("run", {})
   changed += [f"--{k}" for k in ("experiment", "dataset", "seed")
               if k in prev_run and prev_run.get(k) != run.get(k)]
@@ -85,6 +88,34 @@ def check_same_run(work: workdir_lib.Workdir, config: dict) -> None:
         f"the work dir {work.root} holds a run with another configuration (differs in: "
         f"{', '.join(changed)}); rerun with the same flags to resume it, or choose a new "
         "--workdir")
+
+
+def _with_defaults(section: str, saved):
+  """A config.json section as this version writes it: a field added since the run was
+  written takes its default, which keeps the behaviour the run had (a new option is off by
+  default), so an older run still resumes. Sections that are not a config tree, or that this
+  version cannot read, come back as they were (and then differ)."""
+  kind = _SECTIONS.get(section)
+  if kind is None or not isinstance(saved, dict):
+    return saved
+  try:
+    normalised = json.loads(to_json(config_lib.as_dict(config_lib.from_dict(kind, saved))))
+  except (TypeError, ValueError):  # ConfigError is a ValueError.
+    return saved
+  return normalised if _only_known_fields(saved, normalised) else saved
+
+
+def _only_known_fields(saved: dict, normalised: dict) -> bool:
+  """Whether every field of `saved` (nested) is one this version has: a field of a later
+  version is not dropped, so that its run is not resumed as if it had not been set."""
+  return all(key in normalised and (not isinstance(value, dict) or (
+      isinstance(normalised[key], dict) and _only_known_fields(value, normalised[key])))
+             for key, value in saved.items())
+
+
+_SECTIONS = {name: kind for name, kind in
+             typing.get_type_hints(config_lib.ExperimentConfig).items()
+             if dataclasses.is_dataclass(kind)}
 
 
 DATASET_KEY = "dataset_sizes"  # In config.json: the sizes of the data the run trained on.

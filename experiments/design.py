@@ -83,6 +83,20 @@ def _with_checks(rows: list[dict], checks) -> list[dict]:
   return rows if checks is None else [{**row, **check} for row, check in zip(rows, checks)]
 
 
+def synthesis_start(designer: design_lib.Designer, config: design_lib.DesignConfig, catalog,
+                    user_vector, item_vectors, category: int):
+  """The m starting codes `config.start` asks for: None for 'uniform' (synthesize draws
+  them), else the inversions (eq. 12) of the user's m best real items of the category (eq. 8)."""
+  if config.start == "uniform":
+    return None
+  ids, _ = design_lib.retrieve(user_vector, item_vectors, catalog.item_category, category,
+                               config.num_starts)
+  images = input_pipeline.decode_items(catalog.jpegs, ids, designer.generator.config.image_size)
+  z_prime, _ = designer.inverter.invert_each(category, images, config.start_inversion_steps,
+                                             config.learning_rate, seed=config.seed)
+  return z_prime
+
+
 def run_design(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.DesignConfig,
                request: DesignRequest) -> dict:
   started = time.time()
@@ -92,10 +106,11 @@ def run_design(spec: common.RunSpec, dvbpr_config, gan_config, config: design_li
   d_task, g_task, designer, work = load_models(
       spec, catalog, dvbpr_config, gan_config, request,
       {"design": dataclasses.asdict(config)})
-  item_vectors = d_task.item_vectors()
-  ids, scores = design_lib.retrieve(d_task.user_vectors()[user], item_vectors,
-                                    catalog.item_category, category, config.top_k)
-  result = designer.synthesize(user, category, config)
+  item_vectors, theta = d_task.item_vectors(), d_task.user_vectors()[user]
+  ids, scores = design_lib.retrieve(theta, item_vectors, catalog.item_category, category,
+                                    config.top_k)
+  result = designer.synthesize(user, category, config, start_z_prime=synthesis_start(
+      designer, config, catalog, theta, item_vectors, category))
   scorer = image_metrics.category_classifier(catalog)
   real = list(input_pipeline.decode_items(catalog.jpegs, ids, g_task.network.image_size))
   generated = list(input_pipeline.to_uint8(result.chosen_images))

@@ -43,12 +43,20 @@ def run(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.Desig
   rows = rng.integers(len(test_users), size=trials)
   pairs = [(int(test_users[r]), int(catalog.item_category[test_items[r]])) for r in rows]
   real = image_metrics.real_features(scorer, catalog, designer.generator.config.image_size)
+  # The same starts at every eta ('retrieved': inverted once per trial).
+  starts = [None] * len(pairs)
+  if config.start != "uniform":
+    user_vectors, item_vectors = d_task.user_vectors(), d_task.item_vectors()
+    starts = [design_experiment.synthesis_start(
+        designer, dataclasses.replace(config, seed=trial), catalog, user_vectors[user],
+        item_vectors, category) for trial, (user, category) in enumerate(pairs)]
   curves = []
   for n, eta in enumerate(etas):
     tally = image_metrics.SourceTally()
     for trial, (user, category) in enumerate(pairs):
       result = designer.synthesize(user, category,
-                                   dataclasses.replace(config, eta=float(eta), seed=trial))
+                                   dataclasses.replace(config, eta=float(eta), seed=trial),
+                                   start_z_prime=starts[trial])
       tally.add(result.preference[result.chosen],
                 input_pipeline.to_uint8(result.chosen_images), category)
     curves.append({"eta": float(eta), **tally.summary(scorer, real)})

@@ -52,7 +52,15 @@ def run(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.Desig
   embed = tf.function(lambda images: d_task.model.item_embeddings(
       design_lib.upscale(images, d_task.model.tower_config.input_size), training=False))
 
-  tallies = {source: image_metrics.SourceTally() for source in SOURCES}
+  # 'retrieved' starts add a fifth row on the same trials: the paper's delta-hat (random
+  # starts, drawn from the trials' generator as always) stays beside it, and the tailored
+  # one draws its softmax selections from a generator of its own, so the four paper rows are
+  # what a run without it gives.
+  tailored = config.start != "uniform"
+  paper_config = dataclasses.replace(config, start="uniform", seed=0)
+  tailored_rng = np.random.default_rng([spec.seed, 1])
+  sources = SOURCES + ((table4_lib.TAILORED,) if tailored else ())
+  tallies = {source: image_metrics.SourceTally() for source in sources}
   tick = time.time()
   for trial in range(trials):
     row = rng.integers(len(test_users))
@@ -65,8 +73,7 @@ def run(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.Desig
     random_generated = g_task.generator(np.tanh(z).astype(np.float32),
                                         tf.one_hot([category] * 3, catalog.num_categories),
                                         training=False).numpy()
-    synthesis = designer.synthesize(user, category, dataclasses.replace(config, seed=0),
-                                    rng=rng)
+    synthesis = designer.synthesize(user, category, paper_config, rng=rng)
     images = {
         "random_real": input_pipeline.decode_items(catalog.jpegs, real_ids, size),
         "random_generated": input_pipeline.to_uint8(random_generated),
@@ -79,7 +86,14 @@ def run(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.Desig
         "retrieval": item_vectors[retrieved] @ theta,
         "synthesis": synthesis.preference[synthesis.chosen],
     }
-    for source in SOURCES:
+    if tailored:
+      start = design_experiment.synthesis_start(designer, config, catalog, theta, item_vectors,
+                                                category)
+      result = designer.synthesize(user, category, dataclasses.replace(config, seed=0),
+                                   start_z_prime=start, rng=tailored_rng)
+      images[table4_lib.TAILORED] = input_pipeline.to_uint8(result.chosen_images)
+      preference[table4_lib.TAILORED] = result.preference[result.chosen]
+    for source in sources:
       tallies[source].add(preference[source], images[source], category)
     if (trial + 1) % 10 == 0 or trial + 1 == trials:
       rate = (trial + 1) / (time.time() - tick)
@@ -87,7 +101,7 @@ def run(spec: common.RunSpec, dvbpr_config, gan_config, config: design_lib.Desig
                    (trials - trial - 1) / rate)
 
   real = image_metrics.real_features(scorer, catalog, size)
-  results_by_source = {source: tallies[source].summary(scorer, real) for source in SOURCES}
+  results_by_source = {source: tallies[source].summary(scorer, real) for source in sources}
   text = table4_lib.markdown(results_by_source, dataset=catalog.name, preset=spec.preset,
                              trials=trials, quality_name=scorer.name, eta=config.eta,
                              steps=config.steps, category_names=catalog.category_names)

@@ -3,6 +3,8 @@
 
 # pylint: disable=protected-access
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -66,6 +68,7 @@ def designer(networks):
 @pytest.mark.parametrize("field, value", [
     ("num_starts", 0), ("steps", -1), ("learning_rate", 0.0), ("learning_rate", float("nan")),
     ("eta", -1.0), ("top_k", 0), ("top_k", 65), ("selection", "best"), ("seed", -1),
+    ("start", "random"), ("start_inversion_steps", -1),
 ])
 def test_bad_design_config_names_the_field(field, value):
   with pytest.raises(errors.ConfigError, match=field):
@@ -82,7 +85,7 @@ def test_bad_inversion_config_names_the_field(field, value):
 def test_defaults_are_the_papers_and_the_authors_script():
   config = design.DesignConfig()
   assert (config.num_starts, config.steps, config.learning_rate, config.eta, config.top_k,
-          config.selection) == (64, 10, 0.05, 1.0, 3, "softmax")
+          config.selection, config.start) == (64, 10, 0.05, 1.0, 3, "softmax", "uniform")
   with pytest.raises(errors.ConfigError, match="eta"):
     design.TailorConfig(eta=-0.5)
 
@@ -302,6 +305,55 @@ def test_inversion_recovers_a_generated_query(networks):
       atol=1e-5)
   assert np.mean(np.abs(result.reconstruction - query)) == pytest.approx(result.l1_after,
                                                                          rel=1e-4)
+
+
+def test_invert_each_recovers_each_generated_query_and_matches_one_at_a_time(designer):
+  generator = designer.generator
+  z_star = design.uniform_starts(3, Z_DIM, 5)
+  labels = tf.one_hot([2] * 3, NUM_CATEGORIES)
+  queries = generator(np.tanh(z_star), labels).numpy()
+  z_prime, l1 = designer.inverter.invert_each(2, queries, steps=150, learning_rate=0.05,
+                                              seed=9)
+  assert z_prime.shape == (3, Z_DIM) and l1.shape == (3,)
+  reconstructions = generator(np.tanh(z_prime), labels).numpy()
+  np.testing.assert_allclose(l1, np.abs(reconstructions - queries).mean(axis=(1, 2, 3)),
+                             rtol=1e-4)
+  before = np.abs(generator(np.tanh(design.uniform_starts(3, Z_DIM, 9)), labels).numpy()
+                  - queries).mean(axis=(1, 2, 3))
+  assert np.all(l1 < 0.5 * before)
+  with pytest.raises(errors.UserError, match=r"invert_each wants images \[m, 32, 32, 3\]"):
+    designer.inverter.invert_each(2, queries[0], steps=1, learning_rate=0.05)
+
+
+def test_synthesis_from_retrieved_starts_begins_at_their_inversions(designer, networks):
+  from experiments import design as design_experiment  # pylint: disable=import-outside-toplevel
+  model = networks[0]
+  num_items, category = 12, 1
+  images = designer.generator(
+      np.tanh(design.uniform_starts(num_items, Z_DIM, 3)),
+      tf.one_hot([category] * num_items, NUM_CATEGORIES)).numpy()
+  jpegs = [tf.io.encode_jpeg(input_pipeline.to_uint8(image), quality=95).numpy()
+           for image in images]
+
+  class Catalog:  # What synthesis_start reads of a catalog.
+    item_category = np.array([category] * 8 + [0] * 4)
+
+  Catalog.jpegs = jpegs
+  item_vectors = model.item_embeddings(design.upscale(images, 64), training=False).numpy()
+  theta = model.theta.numpy()[0]
+  config = design.DesignConfig(num_starts=4, top_k=2, start="retrieved",
+                               start_inversion_steps=30)
+  start = design_experiment.synthesis_start(designer, config, Catalog, theta, item_vectors,
+                                            category)
+  ids, _ = design.retrieve(theta, item_vectors, Catalog.item_category, category, 4)
+  targets = input_pipeline.decode_items(jpegs, ids, 32)
+  expected, _ = designer.inverter.invert_each(category, targets, 30, 0.05, seed=0)
+  np.testing.assert_allclose(start, expected, rtol=1e-5, atol=1e-6)
+  result = designer.synthesize(0, category, dataclasses.replace(config, steps=3),
+                               start_z_prime=start)
+  np.testing.assert_allclose(result.start_z_prime, start)
+  assert design_experiment.synthesis_start(
+      designer, design.DesignConfig(), Catalog, theta, item_vectors, category) is None
 
 
 def test_tailor_records_steps_and_raises_the_preference(designer):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from dvbpr_tf import config as config_lib
 from dvbpr_tf.core import errors
 from dvbpr_tf.models import gan
 from dvbpr_tf.models import losses
@@ -53,6 +54,13 @@ def test_matching_aware_discriminator_loss_against_numpy():
                 + weight * np.mean(d_wrong ** 2)) / 2
     got = losses.matching_aware_discriminator_loss(
         tf.constant(d_real), tf.constant(d_fake), tf.constant(d_wrong), weight)
+    assert float(got) == pytest.approx(expected, rel=1e-6)
+  for weight in (0.0, 0.5):  # The generated images keep their full weight.
+    expected = (np.mean((d_real - 1) ** 2) + np.mean(d_fake ** 2)
+                + weight * np.mean(d_wrong ** 2)) / 2
+    got = losses.matching_aware_discriminator_loss(
+        tf.constant(d_real), tf.constant(d_fake), tf.constant(d_wrong), weight,
+        fake_weight=1.0)
     assert float(got) == pytest.approx(expected, rel=1e-6)
   assert float(losses.matching_aware_discriminator_loss(
       tf.constant(d_real), tf.constant(d_fake), tf.constant(d_wrong), 0.0)) == pytest.approx(
@@ -378,6 +386,33 @@ def test_minibatch_stddev_against_numpy_and_its_moving_average():
   assert float(layer.moving_stddev.numpy()) == pytest.approx(moving, rel=1e-5)
   inference = layer(x[:1], training=False).numpy()  # One image: the moving value.
   np.testing.assert_allclose(inference[..., 4], moving, rtol=1e-5)
+
+
+def test_grouped_minibatch_stddev_against_numpy_keeps_real_and_fake_groups_apart():
+  layer = gan.MinibatchStddev(momentum=0.5, group=2)
+  rng = np.random.default_rng(2)
+  real = rng.normal(size=(4, 2, 3, 4)).astype(np.float32)
+  fake = np.repeat(rng.normal(size=(1, 2, 3, 4)), 4, axis=0).astype(np.float32)  # Collapsed.
+  x = np.concatenate([real, fake])
+  out = layer(x, training=True).numpy()
+  groups = x.reshape(4, 2, 2, 3, 4)  # Consecutive pairs: (0, 1), (2, 3), (4, 5), (6, 7).
+  expected = np.sqrt(groups.var(axis=1) + 1e-8).mean(axis=(1, 2, 3))
+  np.testing.assert_allclose(out[..., :4], x)
+  np.testing.assert_allclose(out[..., 4], np.repeat(expected, 2)[:, None, None] *
+                             np.ones((8, 2, 3)), rtol=1e-5)
+  assert out[:4, ..., 4].min() > 0.3 and out[4:, ..., 4].max() < 1e-3  # Fakes stand out.
+  assert float(layer.moving_stddev.numpy()) == pytest.approx(0.5 * expected.mean(), rel=1e-5)
+  one_group = gan.MinibatchStddev(momentum=0.5)(x, training=True).numpy()[..., 4]
+  assert np.ptp(one_group) == 0  # The whole call's single value: the same for both halves.
+  with pytest.raises(tf.errors.InvalidArgumentError):
+    layer(x[:3], training=True)
+
+
+def test_minibatch_stddev_group_must_divide_the_batch():
+  network = gan.GanConfig(image_size=32, minibatch_stddev=True, minibatch_stddev_group=3)
+  with pytest.raises(errors.ConfigError, match="minibatch_stddev_group.*must divide"):
+    config_lib.GanTrainConfig(network=network, batch_size=16)
+  config_lib.GanTrainConfig(network=network, batch_size=15)
 
 
 def test_discriminator_with_minibatch_stddev_scores_each_image_alone_at_inference():

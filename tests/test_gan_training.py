@@ -144,6 +144,36 @@ def test_matching_aware_discriminator_scores_real_images_under_wrong_labels(tiny
   assert all(np.isfinite(float(v)) for v in metrics.values())
 
 
+def test_mismatched_term_starts_at_its_epoch_and_can_keep_the_fakes_full_weight(tiny_catalog):
+  config = config_lib.override(config_lib.preset("smoke").gan, {
+      "discriminator_batch": "joint", "mismatched_labels": 0.5,
+      "mismatched_labels_split": False, "mismatched_labels_from_epoch": 1})
+  task = gan_task.GanTask(tiny_catalog, config)
+  data = next(iter(task.dataset(0)))
+
+  def expected_d_loss(step: int, weight: float) -> float:
+    """What train_step's D loss must be at `step`, from its own z and wrong labels."""
+    z = gan.sample_latent(task.network, config.batch_size,
+                          seed=tf.constant([config.seed, step], tf.int64))
+    wrong = gan_task.mismatched_labels(data["label"],
+                                       seed=tf.constant([config.seed + 1, step], tf.int64))
+    fake = task.generator(z, data["label"], training=True)
+    scores = task.discriminator(tf.concat([data["image"], fake, data["image"]], 0),
+                                tf.concat([data["label"], data["label"], wrong], 0),
+                                training=True).numpy()
+    real, generated, mismatched = np.split(scores, 3)
+    return 0.5 * (np.mean((real - 1) ** 2) + np.mean(generated ** 2)
+                  + weight * np.mean(mismatched ** 2))
+
+  before = expected_d_loss(0, 0.0)  # Epoch 0: the plain eq. 7.
+  assert float(task.train_step(data)["d_loss"]) == pytest.approx(before, rel=1e-4)
+  start = task.steps_per_epoch
+  task.d_optimizer.iterations.assign(start)
+  after = expected_d_loss(start, 0.5)  # From epoch 1: fakes keep weight 1, plus w L_mis.
+  assert after > expected_d_loss(start, 0.0)
+  assert float(task.train_step(data)["d_loss"]) == pytest.approx(after, rel=1e-4)
+
+
 def test_fidelity_with_a_feature_scorer_gives_the_frechet_distance(tiny_catalog):
   class PixelMeans:  # Stands in for the category classifier: 3 features an image.
     def features(self, images):

@@ -107,6 +107,15 @@ def test_table4_names_delta_hats_worst_category_against_the_random_real_images()
                          eta=1.0, steps=20, category_names=["bag", "dress", "coat"])
   assert "0.67 overall, 0.50 in its worst category (dress)" in text
   assert "20 Adam steps" in text and "| category accuracy |" in text
+  assert "delta's codes" not in text
+  results[table4.TAILORED] = dict(row, category_accuracy=0.45,
+                                  category_accuracy_by_category={0: 0.4, 1: 0.9})
+  text = table4.markdown(results, dataset="d", preset="p", trials=3, quality_name="q",
+                         eta=1.0, category_names=["bag", "dress", "coat"])
+  assert "| delta-hat from delta's codes | 1.0000 +- 0.10 |" in text
+  assert "The same from delta's codes: 0.50 overall, 0.50 in its worst category (bag)." in text
+  assert table4.csv_text(results).splitlines()[-1].startswith("tailored_retrieval,1.000000")
+  del results[table4.TAILORED]
   del results["synthesis"]["category_accuracy_by_category"]
   assert table4.worst_category(results) is None
   assert "worst category" not in table4.markdown(results, dataset="d", preset="p", trials=3,

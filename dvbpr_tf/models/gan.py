@@ -60,8 +60,9 @@ turns them on, see config.py):
   that made the demo's samples speckled; the resize keeps every pixel alike.
 - `minibatch_stddev`: before D's dense layer, one channel is appended to the last map: the
   standard deviation across the batch of each of its features, averaged to one number
-  (ProGAN's minibatch standard deviation, one group). It lets D see a batch whose fakes all
-  share one colour. At inference (training=False) the channel holds a moving average of the
+  (ProGAN's minibatch standard deviation; `minibatch_stddev_group` = g > 0 gives each run of
+  g consecutive images its own number, as ProGAN's groups of 4). It lets D see a batch whose
+  fakes all share one colour, but only when no group holds both real images and fakes. At inference (training=False) the channel holds a moving average of the
   training batches' values (with BN's momentum), so D scores each image on its own, as a
   design's realism term needs.
 
@@ -114,7 +115,7 @@ def discriminator_filters(config: GanConfig) -> tuple[int, ...]:
   filters = DISCRIMINATOR_FILTERS_64
   if config.image_size == 128:
     filters = filters + (DISCRIMINATOR_EXTRA_FILTERS_128,)
-  return tuple(config.width(f) for f in filters)
+  return tuple(config.discriminator_width(f) for f in filters)
 
 
 def discriminator_features(config: GanConfig) -> int:
@@ -184,12 +185,18 @@ class ResizeConv(keras.layers.Layer):
 
 
 class MinibatchStddev(keras.layers.Layer):
-  """[B, H, W, F] -> [B, H, W, F + 1]: the mean over features of their standard deviation
-  across the batch, as one more channel; at inference, its moving average."""
+  """[B, H, W, F] -> [B, H, W, F + 1]: the mean over positions and features of their
+  standard deviation across a group of images, as one more channel; at inference, the moving
+  average of the training batches' mean value.
 
-  def __init__(self, momentum: float = 0.9, epsilon: float = 1e-8, **kwargs):
+  `group` = 0: one group of the whole batch. `group` = g > 0: images b*g .. b*g + g - 1 form
+  group b (consecutive images, so the parts of a joint real/fake call stay apart), each with
+  its own value; B must be a multiple of g.
+  """
+
+  def __init__(self, momentum: float = 0.9, epsilon: float = 1e-8, group: int = 0, **kwargs):
     super().__init__(**kwargs)
-    self.momentum, self.epsilon = momentum, epsilon
+    self.momentum, self.epsilon, self.group = momentum, epsilon, group
 
   def build(self, input_shape):
     self.moving_stddev = self.add_weight(shape=(), name="moving_stddev", initializer="zeros",
@@ -197,10 +204,18 @@ class MinibatchStddev(keras.layers.Layer):
 
   def call(self, x, training=False):
     if training:
-      _, variance = tf.nn.moments(tf.cast(x, tf.float32), axes=[0])
-      value = tf.reduce_mean(tf.sqrt(variance + self.epsilon))
+      values = tf.cast(x, tf.float32)
+      if self.group:
+        shape = tf.shape(values)
+        grouped = tf.reshape(values, tf.concat([[-1, self.group], shape[1:]], 0))
+        _, variance = tf.nn.moments(grouped, axes=[1])  # [B / g, H, W, F]
+        per_group = tf.reduce_mean(tf.sqrt(variance + self.epsilon), axis=[1, 2, 3])
+        value = tf.repeat(per_group, self.group)[:, None, None, None]  # [B, 1, 1, 1]
+      else:
+        _, variance = tf.nn.moments(values, axes=[0])
+        value = tf.reduce_mean(tf.sqrt(variance + self.epsilon))
       self.moving_stddev.assign(self.momentum * self.moving_stddev
-                                + (1.0 - self.momentum) * value)
+                                + (1.0 - self.momentum) * tf.reduce_mean(value))
     else:
       value = tf.convert_to_tensor(self.moving_stddev)
     return tf.concat([x, tf.ones_like(x[..., :1]) * tf.cast(value, x.dtype)], axis=-1)
@@ -320,7 +335,8 @@ class Discriminator(_GanNetwork):
       # No batch norm on the first conv.
       bns.append(None if index == 1 else _batch_norm(config, f"conv{index}_bn"))
     self.convs, self.bns = tuple(convs), tuple(bns)  # Tuples: see _GanNetwork.
-    self.stddev = (MinibatchStddev(config.bn_momentum, name="minibatch_stddev")
+    self.stddev = (MinibatchStddev(config.bn_momentum, group=config.minibatch_stddev_group,
+                                   name="minibatch_stddev")
                    if config.minibatch_stddev else None)
     self.flatten = keras.layers.Flatten()
     self.dense = keras.layers.Dense(

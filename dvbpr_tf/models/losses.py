@@ -72,17 +72,21 @@ def lsgan_discriminator_loss(d_real: tf.Tensor, d_fake: tf.Tensor) -> tf.Tensor:
 
 
 def matching_aware_discriminator_loss(d_real: tf.Tensor, d_fake: tf.Tensor,
-                                      d_mismatched: tf.Tensor, weight: float) -> tf.Tensor:
+                                      d_mismatched: tf.Tensor, weight: float,
+                                      fake_weight: float | None = None) -> tf.Tensor:
   """eq. 7's discriminator loss with real images under wrong categories as a second kind of
   fake (the matching-aware D of Reed et al., ICML 2016, in least squares):
 
-      L_D = ( mean L_real(x, c) + (1 - w) mean L_fake(G(z, c), c)
+      L_D = ( mean L_real(x, c) + a mean L_fake(G(z, c), c)
               + w mean L_fake(x, c') ) / 2,        c' != c                          (eq. 7)
 
-  `weight` w = 0 is `lsgan_discriminator_loss`.
+  with a = `fake_weight`, by default 1 - w (Reed et al.'s split of the fake half between
+  the two kinds); a = 1 keeps the generated images' full weight. `weight` w = 0 (and the
+  default a) is `lsgan_discriminator_loss`.
   """
+  fake_weight = 1.0 - weight if fake_weight is None else fake_weight
   return 0.5 * (tf.reduce_mean(tf.square(d_real - 1.0))
-                + (1.0 - weight) * tf.reduce_mean(tf.square(d_fake))
+                + fake_weight * tf.reduce_mean(tf.square(d_fake))
                 + weight * tf.reduce_mean(tf.square(d_mismatched)))
 
 

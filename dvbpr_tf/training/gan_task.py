@@ -187,8 +187,11 @@ class GanTask:
         wrong = mismatched_labels(labels, seed=tf.stack([
             tf.constant(self.config.seed + 1, tf.int64), tf.cast(step, tf.int64)]))
         d_real, d_fake, d_wrong = self._discriminate(images, fake, labels, wrong=wrong)
-        d_loss = share(losses.matching_aware_discriminator_loss(d_real, d_fake, d_wrong,
-                                                                weight))
+        start = self.config.mismatched_labels_from_epoch * self.steps_per_epoch
+        weight_now = tf.where(step >= start, weight, 0.0)
+        d_loss = share(losses.matching_aware_discriminator_loss(
+            d_real, d_fake, d_wrong, weight_now,
+            fake_weight=None if self.config.mismatched_labels_split else 1.0))
       else:
         d_real, d_fake = self._discriminate(images, fake, labels)
         d_loss = share(losses.lsgan_discriminator_loss(d_real, d_fake))
