@@ -369,7 +369,6 @@ class Inverter:
     self.image_size = generator.config.image_size
     self.num_categories = generator.config.num_categories
     self._inverters: dict[int, _AdamLoop] = {}
-    self._batch_inverters: dict[int, _AdamLoop] = {}
     self._reconstruct = _compile(self.images, run_eagerly)
 
   def check_category(self, category) -> int:
@@ -385,21 +384,14 @@ class Inverter:
     return tf.cast(self.generator(tf.tanh(z_prime), labels, training=False), self.dtype)
 
   def _inverter(self, num_rows: int) -> _AdamLoop:
+    """Adam on eq. 12's L1 error of each row against `targets` [1 or num_rows, S, S, 3]
+    (one query for every start, or one query per row)."""
     if num_rows not in self._inverters:
-      def l1(z_prime, category, target):
-        difference = self.images(z_prime, category) - target[tf.newaxis]
-        return tf.reduce_mean(tf.abs(difference), axis=[1, 2, 3])
+      def l1(z_prime, category, targets):
+        return tf.reduce_mean(tf.abs(self.images(z_prime, category) - targets), axis=[1, 2, 3])
       self._inverters[num_rows] = _AdamLoop(l1, num_rows, self.z_dim, self.dtype,
                                             self.run_eagerly)
     return self._inverters[num_rows]
-
-  def _batch_inverter(self, num_rows: int) -> _AdamLoop:
-    if num_rows not in self._batch_inverters:
-      def l1(z_prime, category, targets):
-        return tf.reduce_mean(tf.abs(self.images(z_prime, category) - targets), axis=[1, 2, 3])
-      self._batch_inverters[num_rows] = _AdamLoop(l1, num_rows, self.z_dim, self.dtype,
-                                                  self.run_eagerly)
-    return self._batch_inverters[num_rows]
 
   def invert_each(self, category: int, images, steps: int, learning_rate: float,
                   seed=0) -> tuple[np.ndarray, np.ndarray]:
@@ -412,7 +404,7 @@ class Inverter:
     if targets.shape.rank != 4 or tuple(targets.shape[1:]) != (size, size, 3):
       raise errors.UserError(f"invert_each wants images [m, {size}, {size}, 3] (the GAN's "
                              f"size), got {tuple(targets.shape)}")
-    loop = self._batch_inverter(int(targets.shape[0]))
+    loop = self._inverter(int(targets.shape[0]))
     loop.reset(uniform_starts(int(targets.shape[0]), self.z_dim, seed), learning_rate)
     args = (tf.constant(category, tf.int32), targets)
     loop.run_steps(steps, *args)
@@ -429,7 +421,7 @@ class Inverter:
     start = uniform_starts(config.num_starts, self.z_dim, config.seed)
     loop = self._inverter(config.num_starts)
     loop.reset(start, config.learning_rate)
-    args = (tf.constant(category, tf.int32), target)
+    args = (tf.constant(category, tf.int32), target[tf.newaxis])
     trajectory = loop.run_steps(config.steps, *args)
     z_prime = loop.z_prime.numpy().copy()
     images = self._reconstruct(tf.convert_to_tensor(loop.z_prime), args[0]).numpy()

@@ -64,21 +64,15 @@ def markdown(results, *, dataset, preset, trials, quality_name, eta, steps=None,
                  "to the category they were made for (do designs stay products?). Classifier "
                  "Fréchet to real: the Fréchet distance between the images' and all real "
                  "images' penultimate classifier features (not FID).")
-    worst = worst_category(results)
-    if worst is not None:
-      name = category_names[worst[0]] if category_names is not None else str(worst[0])
-      overall = (results["synthesis"]["category_accuracy"]
-                 / max(results["random_real"]["category_accuracy"], 1e-12))
-      lines.append(f"delta-hat's category accuracy over random X_c's: {overall:.2f} overall, "
-                   f"{worst[1]:.2f} in its worst category ({name}).")
-    tailored = worst_category(results, TAILORED) if TAILORED in results else None
-    if tailored is not None:
-      name = (category_names[tailored[0]] if category_names is not None
-              else str(tailored[0]))
-      overall = (results[TAILORED]["category_accuracy"]
-                 / max(results["random_real"]["category_accuracy"], 1e-12))
-      lines.append(f"The same from delta's codes: {overall:.2f} overall, {tailored[1]:.2f} in "
-                   f"its worst category ({name}).")
+    for source, lead in (("synthesis", "delta-hat's category accuracy over random X_c's"),
+                         (TAILORED, "The same from delta's codes")):
+      worst = worst_category(results, source) if source in results else None
+      if worst is not None:
+        name = category_names[worst[0]] if category_names is not None else str(worst[0])
+        overall = (results[source]["category_accuracy"]
+                   / max(results["random_real"]["category_accuracy"], 1e-12))
+        lines.append(f"{lead}: {overall:.2f} overall, {worst[1]:.2f} in its worst category "
+                     f"({name}).")
   return "\n".join(lines) + "\n"
 
 
