@@ -316,6 +316,10 @@ class TrainConfig:
     eval_batch_size: images per batch when embedding the catalog.
     sampled_negatives: negatives of the authors' sampled AUC (100).
     projector_items: items written for TensorBoard's embedding projector.
+    patience: stop when validation AUC has not improved for this many epochs (0: never;
+      the best-validation checkpoint is the result either way).
+    bootstrap_resamples: resamples of the users for the 95% intervals of the results (0:
+      none).
     run_eagerly: debug switch.
   """
 
@@ -326,6 +330,8 @@ class TrainConfig:
   eval_batch_size: int = 256
   sampled_negatives: int = 100
   projector_items: int = 2000
+  patience: int = 0
+  bootstrap_resamples: int = 1000
   run_eagerly: bool = False
 
   def __post_init__(self):
@@ -338,6 +344,8 @@ class TrainConfig:
     checks.integer("eval_batch_size", self.eval_batch_size, 1)
     checks.integer("sampled_negatives", self.sampled_negatives, 0)
     checks.integer("projector_items", self.projector_items, 0)
+    checks.integer("patience", self.patience, 0, note=" (0: no early stop)")
+    checks.integer("bootstrap_resamples", self.bootstrap_resamples, 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -389,6 +397,10 @@ class BaselineConfig:
     sampled_negatives: items per user of the authors' sampled AUC (100).
     features: the pre-trained feature source of VisRank, FM and VBPR
       (see `features.sources.feature_source_from_name`).
+    patience: a grid point stops when its validation AUC has not improved for this many
+      epochs (0: never); its best-validation checkpoint is its result either way.
+    bootstrap_resamples: resamples of the users for the 95% intervals and the paired
+      bootstrap of Table III (0: none).
   """
 
   regs: tuple[float, ...] = (0.0, 0.001, 0.01, 0.1, 1.0, 10.0, 30.0)
@@ -401,6 +413,8 @@ class BaselineConfig:
   warp_max_sampled: int = 10
   sampled_negatives: int = 100
   features: str = "category_cnn"
+  patience: int = 0
+  bootstrap_resamples: int = 1000
 
   def __post_init__(self):
     if not self.regs or not self.dims:
@@ -416,6 +430,8 @@ class BaselineConfig:
     checks.integer("steps_per_loop", self.steps_per_loop, 1)
     checks.integer("warp_max_sampled", self.warp_max_sampled, 1)
     checks.integer("sampled_negatives", self.sampled_negatives, 0)
+    checks.integer("patience", self.patience, 0, note=" (0: no early stop)")
+    checks.integer("bootstrap_resamples", self.bootstrap_resamples, 0)
 
   def grid_description(self) -> str:
     regs = ", ".join(f"{r:g}" for r in self.regs)
@@ -654,9 +670,9 @@ def _smoke() -> ExperimentConfig:
           pipeline=PipelineConfig(image_size=32, batch_size=32),
           optimizer=OptimizerConfig(learning_rate=1e-3),
           train=TrainConfig(epochs=2, steps_per_epoch=4, steps_per_loop=2, eval_batch_size=64,
-                            projector_items=64)),
+                            projector_items=64, bootstrap_resamples=200)),
       baselines=BaselineConfig(regs=(0.01,), dims=(10,), batch_size=32, epochs=2,
-                               steps_per_epoch=5, steps_per_loop=5),
+                               steps_per_epoch=5, steps_per_loop=5, bootstrap_resamples=200),
       gan=GanTrainConfig(network=GanConfig(image_size=32, width_multiplier=0.125),
                          batch_size=8, epochs=1, steps_per_epoch=4, steps_per_loop=2,
                          sample_every_steps=4, samples_per_category=4,

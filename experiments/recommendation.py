@@ -27,6 +27,8 @@ from dvbpr_tf.training import pairwise_task
 from dvbpr_tf.training import trainer as trainer_lib
 from experiments import common
 
+KEPT = ("best_epoch", "epochs_trained", "stopped_early_at_epoch", "per_user_file", "ci95",
+        "bootstrap_resamples")  # What a record keeps of a training run besides its figures.
 
 
 def run(spec: common.RunSpec, config: config_lib.DvbprConfig, catalog=None) -> dict:
@@ -40,6 +42,7 @@ def run(spec: common.RunSpec, config: config_lib.DvbprConfig, catalog=None) -> d
       steps_per_epoch=dvbpr_task.steps_per_epoch(catalog, config),
       steps_per_loop=config.train.steps_per_loop,
       checkpoint_every_steps=config.train.checkpoint_every_steps,
+      patience=config.train.patience,
       run_eagerly=config.train.run_eagerly)
   logging.info("DVBPR: %d parameters in the tower, %d users x K=%d; %d epochs of %d steps",
                task.model.tower.count_params(), catalog.num_users,
@@ -58,6 +61,7 @@ def run(spec: common.RunSpec, config: config_lib.DvbprConfig, catalog=None) -> d
       work.logs, item_vectors, shown,
       [catalog.category_names[c] for c in catalog.item_category], catalog.source_ids,
       catalog.jpegs)
+  final = task.evaluator.evaluate_embeddings(task.user_vectors(), item_vectors, per_user=True)
   train_users, train_items = catalog.interactions("train")
   export_path = export_lib.export_dvbpr(task.model, item_vectors, train_users, train_items,
                                         catalog.source_ids, work.export("dvbpr"))
@@ -70,6 +74,10 @@ def run(spec: common.RunSpec, config: config_lib.DvbprConfig, catalog=None) -> d
       "num_users_test_cold": best.get("num_users_test_cold"),
       "best_epoch": best.get("epoch"),
       "epochs": loop.epochs,
+      "epochs_trained": len(summary["history"]),
+      "stopped_early_at_epoch": summary["stopped_early_at_epoch"],
+      **evaluator.keep_per_user(final, work.root, config.train.bootstrap_resamples,
+                                 spec.seed),
       "steps": summary["steps"],
       "learning_curve": [{k: h.get(k) for k in (
           "epoch", "step", *evaluator.metric_keys(config.train.sampled_negatives))}
@@ -162,9 +170,8 @@ def run_baseline(spec: common.RunSpec, method: str, baseline: config_lib.Baselin
     item_features, info = features_lib.load_features(catalog, source)
     info = {"source": source.key, "description": source.describe(), **info}
   if method in recommenders.SCORERS:
-    scorer = recommenders.build_scorer(method, catalog, item_features, seed=spec.seed)
-    record = evaluator.Evaluator(catalog, baseline.sampled_negatives,
-                                 seed=spec.seed).evaluate_scores(scorer.score_rows)
+    record = pairwise_task.evaluate_scorer(method, catalog, item_features, baseline, work.root,
+                                           spec.seed)
   else:
     record = pairwise_task.train_pairwise(method, catalog, item_features, baseline, dim, reg,
                                           work, spec.seed, strategy=spec.make_strategy())
@@ -173,6 +180,7 @@ def run_baseline(spec: common.RunSpec, method: str, baseline: config_lib.Baselin
                   **{k: record.get(k)
                      for k in evaluator.metric_keys(baseline.sampled_negatives)},
                   "num_users_test_cold": record.get("num_users_test_cold"),
+                  **{k: record[k] for k in KEPT if k in record},
                   "wall_time_seconds": time.time() - started,
                   **common.oracle_fields(catalog)})
   results["random_auc"] = 0.5

@@ -20,6 +20,7 @@ from dvbpr_tf.baselines import recommenders
 from dvbpr_tf.core import files
 from dvbpr_tf.core import workdir as workdir_lib
 from dvbpr_tf.evaluation import evaluator
+from dvbpr_tf.evaluation import significance
 from dvbpr_tf.features import sources as features_lib
 from dvbpr_tf.reporting import html_report
 from dvbpr_tf.reporting import sections
@@ -37,17 +38,14 @@ def run_method(method: str, spec: common.RunSpec, catalog, item_features,
     sub = dataclasses.replace(spec, workdir=str(work.root / "dvbpr"))
     result = recommendation.run(sub, dvbpr_config, catalog=catalog)
     record = {k: result.get(k) for k in evaluator.record_keys(
-        dvbpr_config.train.sampled_negatives)} | {
-        "best_epoch": result.get("best_epoch"), "params": {
+        dvbpr_config.train.sampled_negatives) + recommendation.KEPT if k in result} | {"params": {
             "K": dvbpr_config.tower.embedding_dim,
             "image_size": dvbpr_config.tower.input_size,
             "width_multiplier": dvbpr_config.tower.width_multiplier}}
   elif method in recommenders.SCORERS:
-    scorer = recommenders.build_scorer(method, catalog, item_features, seed=spec.seed)
-    figures = evaluator.Evaluator(catalog, baseline.sampled_negatives,
-                                  seed=spec.seed).evaluate_scores(scorer.score_rows)
-    record = {k: v for k, v in figures.items()
-              if k in evaluator.record_keys(baseline.sampled_negatives)} | {"params": {}}
+    folder = files.make_dirs(work.root / method)
+    record = pairwise_task.evaluate_scorer(method, catalog, item_features, baseline, folder,
+                                           spec.seed) | {"params": {}}
   else:
     grid = []
     points = [(d, r) for d in baseline.dims for r in baseline.regs]
@@ -63,6 +61,20 @@ def run_method(method: str, spec: common.RunSpec, catalog, item_features,
     record["grid"] = grid
   record["seconds"] = time.time() - started
   return record
+
+
+def paired_tests(records: dict, resamples: int, seed: int) -> dict:
+  """Every baseline against DVBPR on every test figure, from the per-user values the
+  records kept (`significance.paired_tests`); {} when DVBPR's are missing."""
+  per_user = {m: evaluator.read_per_user(r["per_user_file"])
+              for m, r in records.items() if r.get("per_user_file")}
+  reference = per_user.pop("dvbpr", None)
+  if reference is None:
+    return {}
+  others = {m: v for m, v in per_user.items() if v is not None}
+  keys = [k for k in reference if k.startswith(("auc_test", "hr", "ndcg", "mrr"))
+          and "_test" in k]
+  return significance.paired_tests(reference, others, keys, resamples, seed)
 
 
 def run(spec: common.RunSpec, baseline: config_lib.BaselineConfig, dvbpr_config) -> dict:
@@ -95,18 +107,24 @@ def run(spec: common.RunSpec, baseline: config_lib.BaselineConfig, dvbpr_config)
   for record in records.values():
     if oracle:
       record["oracle"] = oracle
+  paired = paired_tests(records, baseline.bootstrap_resamples, spec.seed)
   features_text = f"{source.key}: {source.describe().rstrip('.')}"
   text = table3_lib.markdown(records, dataset=catalog.name, preset=spec.preset,
                              grid=baseline.grid_description(), features=features_text,
-                             oracle=oracle)
+                             oracle=oracle, paired=paired,
+                             resamples=baseline.bootstrap_resamples)
   files.write_bytes_atomic(work.root / "table3.md", text.encode())
   files.write_bytes_atomic(work.root / "table3.csv",
-                                 table3_lib.csv_text(records, oracle).encode())
+                           table3_lib.csv_text(records, oracle, paired).encode())
   results = common.results_header(spec, catalog)
   results.update({
       **records,
       "features": {"source": source.key, "description": source.describe(), **feature_info},
       "grid": baseline.grid_description(),
+      "paired_tests": paired,
+      "paired_tests_note": ("each baseline against DVBPR over the same test users: "
+                            "difference = DVBPR - baseline; p_holm: the Wilcoxon signed-rank "
+                            "p, Holm-adjusted over the baselines; significant: p_holm < 0.05"),
       "wall_time_seconds": time.time() - started,
       **(oracle or {}),
   })

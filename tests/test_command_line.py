@@ -109,7 +109,15 @@ def test_table3_smoke_run_and_resume(tiny_data_dir, tmp_path):
   assert results["features"]["source"] == "category_cnn"
   table = (work / "table3.md").read_text()
   assert "| All Items |" in table and "| Cold Items |" in table and "oracle" in table
-  assert (work / "table3.csv").read_text().startswith("metric,setting,rand,poprank")
+  assert (work / "table3.csv").read_text().startswith("metric,setting,rand,rand_low,rand_high")
+  # Top-K beside the AUC, each with its users' interval; the paired tests against DVBPR.
+  for method in ("rand", "poprank", "warp", "bpr_mf", "visrank", "fm", "vbpr", "dvbpr"):
+    low, high = results[method]["ci95"]["auc_test"]
+    assert low <= results[method]["auc_test"] <= high, method
+    assert 0.0 <= results[method]["ndcg20_test_cold_all_items"] <= 1.0
+  assert set(results["paired_tests"]["auc_test"]) == {
+      "rand", "poprank", "warp", "bpr_mf", "visrank", "fm", "vbpr"}
+  assert "## Top-K on the full ranking (test)" in table and "## Paired tests" in table
   found = report_checks.check_report(work, min_numbers=8 * 4)
   assert found["numbers"]["vbpr.auc_test_cold"] == results["vbpr"]["auc_test_cold"]
   # A rerun keeps the methods already done instead of training them again.

@@ -215,3 +215,73 @@ def test_distinct_draws_are_distinct_in_range_and_uniform(n, draws):
   chi2 = float(np.sum((counts - expected) ** 2 / expected))
   # Mean n - 1, sd sqrt(2 (n - 1)) for independent cells; a biased draw is far above.
   assert chi2 < (n - 1) + 6 * np.sqrt(2 * (n - 1)), chi2
+
+
+# --- Top-K metrics on the full ranking ----------------------------------------------------
+
+def _three_users():
+  """80 items scored -item by every user (item 0 first). User 0: held out 14, train 3, and
+  item 30 tied with 14 -> 13 negatives above and one tie: rank 15. User 1: held out 5 (cold):
+  rank 6. User 2: held out 60 (cold), train 2 and 70: 59 negatives above, rank 60. Cold items
+  {5, 10, 20, 60, 61, 62}: user 1 has none of its cold negatives above it (rank 1), user 2 has
+  5, 10 and 20 (rank 4)."""
+  num_items = 80
+  scores = -np.tile(np.arange(num_items, dtype=float), (3, 1))
+  scores[0, 30] = scores[0, 14]
+  users = np.array([0, 0, 1, 2, 2, 2])
+  items = np.array([3, 14, 5, 2, 70, 60])
+  mask = np.array([False, True, True, False, False, True])
+  heldout = metrics.HeldOut.from_interactions(users, items, mask, 3)
+  train_counts = np.full(num_items, 10)
+  train_counts[[5, 10, 20, 60, 61, 62]] = 1
+  return scores, heldout, train_counts
+
+
+def test_top_k_hand_worked_ranks_ties_and_cold_settings():
+  scores, heldout, train_counts = _three_users()
+  result = metrics.auc_all_and_cold(lambda u: scores[u], heldout, train_counts,
+                                    per_user=True)
+  values = result["per_user"]
+  rank = np.array([15, 6, 60])
+  np.testing.assert_allclose(values["mrr"], 1 / rank)
+  np.testing.assert_array_equal(values["hr10"], [0, 1, 0])
+  np.testing.assert_array_equal(values["hr20"], [1, 1, 0])
+  np.testing.assert_array_equal(values["hr50"], [1, 1, 0])
+  np.testing.assert_allclose(values["ndcg20"], [1 / np.log2(16), 1 / np.log2(7), 0])
+  # AUC_u = 1 - (rank - 1) / negatives: 78, 79, 77 negatives.
+  np.testing.assert_allclose(values["auc"], 1 - (rank - 1) / np.array([78, 79, 77]))
+  # Cold users among cold items: ranks 1 and 4; among all items: 6 and 60.
+  np.testing.assert_allclose(values["mrr_cold"], [np.nan, 1, 1 / 4])
+  np.testing.assert_allclose(values["ndcg10_cold"], [np.nan, 1, 1 / np.log2(5)])
+  np.testing.assert_allclose(values["hr10_cold_all_items"], [np.nan, 1, 0])
+  assert result["hr10"] == pytest.approx(1 / 3)
+  assert result["hr10_cold"] == 1.0
+  assert result["hr10_cold_all_items"] == 0.5
+  assert result["mrr_cold"] == pytest.approx((1 + 1 / 4) / 2)
+  for name, per_user in values.items():  # Each figure is the mean of its users' values.
+    assert result[name] == pytest.approx(np.nanmean(per_user)), name
+
+
+def test_top_k_embedding_path_equals_the_score_rows_path():
+  rng = np.random.default_rng(3)
+  theta = rng.integers(-2, 3, (20, 3)).astype(np.float32)  # Exact products, many ties.
+  phi = rng.integers(-2, 3, (90, 3)).astype(np.float32)
+  users = np.repeat(np.arange(20), 3)
+  items = np.array([rng.choice(90, 3, replace=False) for _ in range(20)]).ravel()
+  mask = np.tile([False, False, True], 20)
+  heldout = metrics.HeldOut.from_interactions(users, items, mask, 20)
+  train_counts = rng.integers(0, 8, 90)
+  fast = metrics.auc_all_and_cold_from_embeddings(theta, phi, heldout, train_counts,
+                                                  chunk_size=7, per_user=True)
+  slow = metrics.auc_all_and_cold(lambda u: theta[u] @ phi.T, heldout, train_counts,
+                                  chunk_size=5, per_user=True)
+  assert fast["per_user"].keys() == slow["per_user"].keys()
+  for name in slow["per_user"]:
+    np.testing.assert_array_equal(fast["per_user"][name], slow["per_user"][name])
+
+
+def test_top_k_values_of_no_negative_are_nan():
+  values = metrics.top_k_values(np.array([np.nan, 1.0]), ks=(1,))
+  np.testing.assert_array_equal(values["hr1"], [np.nan, 1.0])
+  np.testing.assert_array_equal(values["ndcg1"], [np.nan, 1.0])
+  np.testing.assert_array_equal(values["mrr"], [np.nan, 1.0])

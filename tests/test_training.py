@@ -228,3 +228,26 @@ def test_cosine_schedule_against_the_closed_form():
     assert float(schedule(step)) == pytest.approx(expected, abs=1e-9)
   with pytest.raises(ValueError, match="total steps"):
     bpr_task.learning_rate(config_lib.OptimizerConfig(schedule="cosine"), None)
+
+
+def test_patience_stops_after_that_many_epochs_without_improvement_and_a_rerun_stays_stopped(
+    tiny_catalog, tmp_path):
+  from dvbpr_tf.baselines import recommenders  # pylint: disable=g-import-not-at-top
+  from dvbpr_tf.training import pairwise_task  # pylint: disable=g-import-not-at-top
+
+  def make_trainer():
+    model, sampler = recommenders.build_pairwise("bpr_mf", tiny_catalog, dim=4, reg=0.01)
+    task = pairwise_task.PairwiseTask(model, tiny_catalog, batch_size=16, learning_rate=1e-3,
+                                      sampler=sampler, sampled_negatives=0)
+    scripted = iter([0.6, 0.7, 0.65, 0.69, 0.95, 0.96])  # Best at epoch 2, then 2 worse.
+    task.evaluate = lambda per_user=False: {"auc_valid": next(scripted)}
+    loop = trainer_lib.LoopConfig(epochs=6, steps_per_epoch=2, steps_per_loop=2, patience=2)
+    return trainer_lib.Trainer(task, loop, workdir_lib.Workdir(tmp_path))
+
+  summary = make_trainer().run()
+  assert [h["epoch"] for h in summary["history"]] == [1, 2, 3, 4]
+  assert summary["stopped_early_at_epoch"] == 4 and summary["best"]["epoch"] == 2
+  assert summary["steps"] == 8
+  again = make_trainer().run()  # Resumes at step 8, sees the exhausted patience, trains nothing.
+  assert again["steps"] == 8 and again["stopped_early_at_epoch"] == 4
+  assert len(again["history"]) == 4

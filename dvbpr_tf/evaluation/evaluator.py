@@ -4,32 +4,62 @@ The figures, for a split s in {valid, test}:
 - `auc_<s>`: the paper's exact AUC over all items;
 - `auc_<s>_cold`: the same over users whose held-out item has fewer than 5 training
   observations, negatives restricted to such items (this project's reading of "Cold Items");
-- `auc_<s>_sampled100`: the authors' code's AUC with 100 sampled negatives.
-(See `metrics`.)
+- `auc_<s>_sampled100`: the authors' code's AUC with 100 sampled negatives;
+- the top-K metrics on the full ranking, with the same exclusions: `hr<K>_<s>` (HR@K =
+  Recall@K), `ndcg<K>_<s>`, `mrr_<s>` for K in 10, 20, 50, over all items; with `_cold`: the
+  cold users ranked among cold items; with `_cold_all_items`: the cold users ranked among all
+  items.
+(See `metrics`.) With `per_user=True` an evaluation also returns, under `per_user`, every
+evaluated user's value of each figure (the figure is their mean over finite values), from
+which `significance` draws confidence intervals and paired tests.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import io
+import os
+import zipfile
+from typing import Callable, Mapping, Sequence
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from dvbpr_tf.core import files
 from dvbpr_tf.data import catalog as catalog_lib
 from dvbpr_tf.data import input_pipeline
 from dvbpr_tf.evaluation import metrics
+from dvbpr_tf.evaluation import significance
 
 SPLIT_KEYS = {"validation": "valid", "test": "test"}
 SAMPLED_NEGATIVES = 100  # The authors' code's sampled AUC draws 100 items per user.
 
 
+def _metric_names() -> tuple[str, ...]:
+  """The exact figures' names without a split, in the order of `metrics.per_user_values`."""
+  names = ["auc", "auc_cold"]
+  top_k = [f"{m}{k}" for k in metrics.TOP_K for m in ("hr", "ndcg")] + ["mrr"]
+  for suffix in ("", *metrics.COLD_SETTINGS):
+    names += [name + suffix for name in top_k]
+  return tuple(names)
+
+
+def split_key(name: str, split: str) -> str:
+  """`auc_cold`, `test` -> `auc_test_cold`; `hr10` -> `hr10_test`: the split after the
+  metric's first word."""
+  metric, _, setting = name.partition("_")
+  return f"{metric}_{split}" + (f"_{setting}" if setting else "")
+
+
 def metric_keys(sampled_negatives: int = SAMPLED_NEGATIVES) -> tuple[str, ...]:
-  """The AUC keys an evaluation returns (and results.json holds), validation then test."""
+  """The keys an evaluation returns (and results.json holds), validation then test: the
+  exact AUCs, the sampled AUC, then the top-K figures."""
   keys = []
   for split in SPLIT_KEYS.values():
     keys += [f"auc_{split}", f"auc_{split}_cold"]
     if sampled_negatives:
       keys.append(f"auc_{split}_sampled{sampled_negatives}")
+    keys += [split_key(name, split) for name in _metric_names()[2:]]
   return tuple(keys)
 
 
@@ -39,6 +69,49 @@ def record_keys(sampled_negatives: int = SAMPLED_NEGATIVES) -> tuple[str, ...]:
 
 
 METRIC_KEYS = metric_keys()
+
+
+PER_USER_FILE = "per_user.npz"
+
+
+def write_per_user(path: str | os.PathLike, per_user: Mapping[str, np.ndarray]) -> None:
+  """Every evaluated user's values (an evaluation's `per_user`), as one .npz, atomically."""
+  buffer = io.BytesIO()
+  np.savez(buffer, **{k: np.asarray(v) for k, v in per_user.items()})
+  files.write_bytes_atomic(path, buffer.getvalue())
+
+
+def read_per_user(path: str | os.PathLike) -> dict | None:
+  """What `write_per_user` wrote, or None (with a warning naming the file) when it is
+  missing or cannot be read as plain arrays (cut short, or not written by this project)."""
+  if not os.path.exists(path):
+    return None
+  try:
+    with np.load(path, allow_pickle=False) as data:
+      return {key: data[key] for key in data.files}
+  except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+    logging.warning("per-user values %s cannot be read (%s); the intervals and paired tests "
+                    "that need them are left out: evaluate the run again to rewrite it",
+                    path, " ".join(str(e).split())[:120])
+    return None
+
+
+def uncertainty(figures: dict, resamples: int, seed: int) -> dict:
+  """From an evaluation with per-user values: `ci95` ({figure: [low, high]}, the users'
+  bootstrap) and `bootstrap_resamples`; empty without per-user values or resamples."""
+  per_user = figures.get("per_user")
+  if not per_user or not resamples:
+    return {}
+  return {"ci95": significance.intervals(per_user, resamples, seed),
+          "bootstrap_resamples": resamples}
+
+
+def keep_per_user(figures: dict, folder, resamples: int, seed: int) -> dict:
+  """Writes an evaluation's per-user values into `folder`/per_user.npz; returns what a record
+  keeps of them: `per_user_file`, `ci95` and `bootstrap_resamples`."""
+  path = os.path.join(folder, PER_USER_FILE)
+  write_per_user(path, figures["per_user"])
+  return {"per_user_file": str(path), **uncertainty(figures, resamples, seed)}
 
 
 def heldout(catalog: catalog_lib.Catalog, split: str) -> metrics.HeldOut:
@@ -74,15 +147,18 @@ class Evaluator:
     self.chunk_size = chunk_size
     self.devices = tuple(devices) if devices else None
 
-  def evaluate_scores(self, score_rows: metrics.ScoreRows) -> dict:
-    """All figures from a function of user indices -> [B, num_items] scores."""
+  def evaluate_scores(self, score_rows: metrics.ScoreRows, per_user: bool = False) -> dict:
+    """All figures from a function of user indices -> [B, num_items] scores (and, with
+    `per_user`, every user's values under `per_user`)."""
     return self._figures(
         lambda heldout: metrics.auc_all_and_cold(score_rows, heldout, self.catalog.train_counts,
-                                                 chunk_size=self.chunk_size),
-        score_rows)
+                                                 chunk_size=self.chunk_size,
+                                                 per_user=per_user),
+        score_rows, per_user)
 
-  def evaluate_embeddings(self, user_vectors: np.ndarray, item_vectors: np.ndarray) -> dict:
-    """All figures for x_ui = user_vectors[u] . item_vectors[i]: the exact AUCs from the
+  def evaluate_embeddings(self, user_vectors: np.ndarray, item_vectors: np.ndarray,
+                          per_user: bool = False) -> dict:
+    """All figures for x_ui = user_vectors[u] . item_vectors[i]: the exact figures from the
     products counted chunk by chunk (on `devices` if given), the sampled AUC as
     `evaluate_scores`."""
     user_vectors = np.asarray(user_vectors, np.float32)
@@ -91,22 +167,34 @@ class Evaluator:
     return self._figures(
         lambda heldout: metrics.auc_all_and_cold_from_embeddings(
             user_vectors, item_vectors, heldout, self.catalog.train_counts,
-            devices=self.devices),
-        lambda users: user_vectors[users] @ item_t)
+            devices=self.devices, per_user=per_user),
+        lambda users: user_vectors[users] @ item_t, per_user)
 
-  def _figures(self, exact_auc: Callable[[metrics.HeldOut], dict],
-               score_rows: metrics.ScoreRows) -> dict:
-    """Exact AUCs (all, cold) by `exact_auc` and the sampled AUC from `score_rows`, per
-    split."""
-    result = {}
+  def _figures(self, exact: Callable[[metrics.HeldOut], dict],
+               score_rows: metrics.ScoreRows, per_user: bool) -> dict:
+    """The exact figures by `exact` and the sampled AUC from `score_rows`, per split; with
+    `per_user`, the users' values keyed as the figures, and each split's `users`."""
+    result, values = {}, {}
     for split, key in SPLIT_KEYS.items():
       heldout = self.heldout[split]
-      exact = exact_auc(heldout)
-      result[f"auc_{key}"] = exact["auc"]
-      result[f"auc_{key}_cold"] = exact["auc_cold"]
-      result[f"num_users_{key}_cold"] = exact["num_users_cold"]
+      figures = exact(heldout)
+      for name in _metric_names():
+        result[split_key(name, key)] = figures[name]
+      result[f"num_users_{key}_cold"] = figures["num_users_cold"]
+      if per_user:
+        values[f"users_{key}"] = heldout.users
+        values.update({split_key(name, key): figures["per_user"][name]
+                       for name in _metric_names()})
       if self.sampled_negatives:
-        result[f"auc_{key}_sampled{self.sampled_negatives}"] = metrics.sampled_auc(
+        sampled_key = f"auc_{key}_sampled{self.sampled_negatives}"
+        sampled = metrics.sampled_auc(
             score_rows, heldout, self.train_keys, self.catalog.num_items,
-            self.sampled_negatives, seed=self.seed, chunk_size=self.chunk_size)
+            self.sampled_negatives, seed=self.seed, chunk_size=self.chunk_size,
+            per_user=per_user)
+        if per_user:
+          values[sampled_key] = sampled
+          sampled = metrics.nanmean(sampled)
+        result[sampled_key] = sampled
+    if per_user:
+      result["per_user"] = values
     return result

@@ -1,4 +1,5 @@
-"""Ranking metrics: the paper's exact AUC (all items and cold items).
+"""Ranking metrics: the paper's exact AUC and top-K metrics on the full ranking (all items and
+cold items).
 
 The paper (section IV-C) averages, over users, the fraction of the user's negative items that
 the held-out item outranks:
@@ -11,6 +12,19 @@ sets. Ties count as not ranked above (`>` is strict), as in the paper's indicato
 "Cold items" in this project: the same AUC over the users whose held-out item has fewer than
 `cold_threshold` training observations, with the negatives j restricted to items that also
 have fewer than `cold_threshold` training observations.
+
+Top-K metrics on the full ranking, from the same counts. The held-out item's rank among the
+user's negatives (the same exclusions: the user's other train, validation and test items never
+count) is
+
+    rank_u = 1 + |{j in D_u : x_uj >= x_ui}| = 1 + |D_u| - wins_u
+
+so a negative scored equal to the held-out item ranks above it (the pessimistic tie rule, the
+same as AUC's strict `>`), and AUC_u = 1 - (rank_u - 1) / |D_u|. With one relevant item:
+HR@K = [rank_u <= K] (= Recall@K), NDCG@K = [rank_u <= K] / log2(1 + rank_u) (the ideal DCG is
+1), MRR = 1 / rank_u (not cut at K); K in `TOP_K`. Three settings: all users ranked among all
+items (`hr10`); the cold users ranked among cold items only (`hr10_cold`, the negatives of
+`auc_cold`); the cold users ranked among all items (`hr10_cold_all_items`).
 
 Two ways in, one arithmetic. `per_user_auc` and `auc_all_and_cold` take a function that
 returns a chunk of users' [chunk, num_items] score rows (any recommender).
@@ -35,6 +49,9 @@ import numpy as np
 from dvbpr_tf_datasets.common import protocol
 
 COLD_THRESHOLD = protocol.COLD_THRESHOLD
+TOP_K = (10, 20, 50)
+COLD_SETTINGS = {"_cold": "cold users, ranked among cold items",
+                 "_cold_all_items": "cold users, ranked among all items"}
 _COUNTING_THREADS = max(1, os.cpu_count() or 1)
 
 
@@ -231,6 +248,7 @@ def auc_all_and_cold(
     train_counts: np.ndarray,
     cold_threshold: int = COLD_THRESHOLD,
     chunk_size: int = 1024,
+    per_user: bool = False,
 ) -> dict:
   """Exact AUC on all items and on cold items (see the module docstring), both from one pass
   over the score rows.
@@ -241,25 +259,68 @@ def auc_all_and_cold(
     train_counts: [num_items] training observations per item.
     cold_threshold: items with fewer training observations are cold.
     chunk_size: users scored at once.
+    per_user: also return every user's values (`per_user_values`) under `per_user`.
 
   Returns:
-    dict with `auc`, `auc_cold`, and the user counts `num_users`, `num_users_cold`
-    (`auc_cold` is NaN when no evaluated user has a cold held-out item).
+    dict with `auc`, `auc_cold`, the top-K figures of `per_user_values` (`hr10`, `ndcg10`,
+    `mrr`, `hr10_cold`, `hr10_cold_all_items`, ...), and the user counts `num_users`,
+    `num_users_cold` (cold figures are NaN when no evaluated user has a cold held-out item).
   """
   cold_items = np.asarray(train_counts) < cold_threshold
   counts = _count(_score_row_chunks(score_rows, heldout, chunk_size), heldout, cold_items)
-  return _summary(counts, cold_items[heldout.items])
+  return _summary(counts, cold_items[heldout.items], per_user)
 
 
-def _summary(counts: _Counts, cold_users: np.ndarray) -> dict:
-  all_auc = _ratio(counts.wins, counts.negatives)
-  cold_auc = _ratio(counts.candidate_wins, counts.candidate_negatives)[cold_users]
-  return {
-      "auc": _nanmean(all_auc),
-      "auc_cold": _nanmean(cold_auc),
-      "num_users": int(np.sum(~np.isnan(all_auc))),
-      "num_users_cold": int(np.sum(~np.isnan(cold_auc))),
-  }
+def ranks(wins: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+  """The held-out item's rank among the negatives, 1 + |D_u| - wins (ties rank it below):
+  float64, NaN for a user with no negative."""
+  with np.errstate(invalid="ignore"):
+    return np.where(negatives > 0, 1.0 + negatives - wins, np.nan)
+
+
+def top_k_values(rank: np.ndarray, ks: Sequence[int] = TOP_K) -> dict:
+  """Per-user `hr<K>`, `ndcg<K>` for each K and `mrr` from ranks (NaN ranks stay NaN)."""
+  values = {}
+  finite = np.isfinite(rank)
+  with np.errstate(invalid="ignore"):
+    for k in ks:
+      hit = np.where(finite, rank <= k, np.nan)
+      values[f"hr{k}"] = hit
+      values[f"ndcg{k}"] = np.where(hit == 1, 1.0 / np.log2(1.0 + np.where(finite, rank, 1)),
+                                    hit)
+    values["mrr"] = 1.0 / rank
+  return values
+
+
+def per_user_values(counts: _Counts, cold_users: np.ndarray,
+                    ks: Sequence[int] = TOP_K) -> dict:
+  """Every metric of every evaluated user, [E] float64 each, NaN where it does not apply (no
+  negative left; a cold figure of a user whose held-out item is not cold): `auc`, `auc_cold`,
+  and the top-K values (`top_k_values`) with no suffix (all items), `_cold` (cold users among
+  cold items) and `_cold_all_items` (cold users among all items). The figure of a metric is
+  the mean of its finite values."""
+  cold_users = np.asarray(cold_users, bool)
+  rank_all = ranks(counts.wins, counts.negatives)
+  rank_cold = np.where(cold_users, ranks(counts.candidate_wins, counts.candidate_negatives),
+                       np.nan)
+  values = {"auc": _ratio(counts.wins, counts.negatives),
+            "auc_cold": np.where(cold_users,
+                                 _ratio(counts.candidate_wins, counts.candidate_negatives),
+                                 np.nan)}
+  for suffix, rank in (("", rank_all), ("_cold", rank_cold),
+                       ("_cold_all_items", np.where(cold_users, rank_all, np.nan))):
+    values.update({name + suffix: v for name, v in top_k_values(rank, ks).items()})
+  return values
+
+
+def _summary(counts: _Counts, cold_users: np.ndarray, per_user: bool = False) -> dict:
+  values = per_user_values(counts, cold_users)
+  summary = {name: nanmean(v) for name, v in values.items()}
+  summary["num_users"] = int(np.sum(np.isfinite(values["auc"])))
+  summary["num_users_cold"] = int(np.sum(np.isfinite(values["auc_cold"])))
+  if per_user:
+    summary["per_user"] = values
+  return summary
 
 
 # --- From embeddings: x_ui = theta_u . phi_i, each product row counted while in cache -------
@@ -350,6 +411,7 @@ def auc_all_and_cold_from_embeddings(
     cold_threshold: int = COLD_THRESHOLD,
     chunk_size: int = EMBEDDING_CHUNK_SIZE,
     devices: Sequence[str] | None = None,
+    per_user: bool = False,
 ) -> dict:
   """`auc_all_and_cold` for x_ui = theta_u . phi_i (eq. 6), in one pass over the catalog.
 
@@ -361,6 +423,7 @@ def auc_all_and_cold_from_embeddings(
     cold_threshold: items with fewer training observations are cold.
     chunk_size: users scored at once (a float32 buffer of chunk_size x num_items).
     devices: where the products run (a strategy's devices); None: NumPy on the host.
+    per_user: also return every user's values under `per_user`.
 
   Returns:
     The dict of `auc_all_and_cold`.
@@ -368,10 +431,11 @@ def auc_all_and_cold_from_embeddings(
   cold_items = np.asarray(train_counts) < cold_threshold
   counts = _embedding_counts(user_vectors, item_vectors, heldout, cold_items, chunk_size,
                              devices)
-  return _summary(counts, cold_items[heldout.items])
+  return _summary(counts, cold_items[heldout.items], per_user)
 
 
-def _nanmean(values: np.ndarray) -> float:
+def nanmean(values: np.ndarray) -> float:
+  """The mean of the finite values (NaN when there is none)."""
   values = values[~np.isnan(values)]
   return float(values.mean()) if len(values) else float("nan")
 
@@ -384,7 +448,8 @@ def sampled_auc(
     num_samples: int = 100,
     seed: int = 0,
     chunk_size: int = 1024,
-) -> float:
+    per_user: bool = False,
+):
   """The AUC the authors' code reports ("sampled-100 AUC"); not the paper's definition.
 
   For each evaluated user it draws `num_samples` distinct item indices uniformly (as Python's
@@ -396,10 +461,11 @@ def sampled_auc(
     train_keys: sorted int64 array of `user * num_items + item` for the training pairs.
 
   Returns:
-    The mean over users (users left with no sampled negative are skipped).
+    The mean over users (users left with no sampled negative are skipped); with `per_user`,
+    the [E] per-user values instead (NaN for those users).
   """
   rng = np.random.default_rng(seed)
-  total, count = 0.0, 0
+  values = np.full(len(heldout), np.nan)
   draws = min(num_samples, num_items)
   for start in range(0, len(heldout), chunk_size):
     stop = min(start + chunk_size, len(heldout))
@@ -413,11 +479,8 @@ def sampled_auc(
     in_train = (train_keys[position] == keys) if len(train_keys) else np.zeros_like(keys, bool)
     valid = ~in_train & (samples != positives[:, None])
     wins = (scores[rows, samples] < scores[rows[:, 0], positives][:, None]) & valid
-    negatives = valid.sum(axis=1)
-    keep = negatives > 0
-    total += float(np.sum(wins.sum(axis=1)[keep] / negatives[keep]))
-    count += int(keep.sum())
-  return total / count if count else float("nan")
+    values[start:stop] = _ratio(wins.sum(axis=1), valid.sum(axis=1))
+  return values if per_user else nanmean(values)
 
 
 def _distinct_uniform(rng: np.random.Generator, rows: int, draws: int, n: int) -> np.ndarray:

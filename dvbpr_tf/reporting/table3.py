@@ -6,6 +6,12 @@ each the relative gain (h - x) / x in percent, as the paper computes them
 (Amazon Fashion, All: (0.7964 - 0.6278) / 0.6278 = 26.9%). For simulated data the planted
 model's AUC (the oracle) and the learnable ceiling (BPR on the items' true style numbers)
 are the last columns.
+
+Beyond the paper's columns: the top-K metrics on the full ranking (HR@K, NDCG@K, MRR) in
+three settings, each cell's 95% bootstrap interval over users where the run kept its users'
+values, a dagger on a baseline's cell when its difference from DVBPR on that figure is
+significant (Wilcoxon signed-rank over the same users, Holm-adjusted over the baselines,
+p < 0.05), and the paired tests themselves for the AUCs and NDCG@20.
 """
 
 from __future__ import annotations
@@ -22,6 +28,15 @@ LABELS = {"rand": "RAND", "poprank": "PopRank", "warp": "WARP", "bpr_mf": "BPR-M
           "visrank": "VisRank", "fm": "FM", "vbpr": "VBPR", "dvbpr": "DVBPR"}
 LETTERS = dict(zip(METHODS, "abcdefgh"))
 ROWS = (("All Items", ""), ("Cold Items", "_cold"))
+TOP_K_SETTINGS = (("all items", ""), ("cold users, among cold items", "_cold"),
+                  ("cold users, among all items", "_cold_all_items"))
+TOP_K_METRICS = (("HR@10", "hr10"), ("HR@20", "hr20"), ("HR@50", "hr50"),
+                 ("NDCG@10", "ndcg10"), ("NDCG@20", "ndcg20"), ("NDCG@50", "ndcg50"),
+                 ("MRR", "mrr"))
+SHOWN_TESTS = (("AUC, all items", "auc_test"), ("AUC, cold items", "auc_test_cold"),
+               ("NDCG@20, all items", "ndcg20_test"),
+               ("NDCG@20, cold users among cold items", "ndcg20_test_cold"))
+SIGNIFICANT = "†"
 
 
 def improvement(h: float | None, x: float | None) -> float | None:
@@ -31,15 +46,21 @@ def improvement(h: float | None, x: float | None) -> float | None:
   return (h - x) / x
 
 
+def top_k_key(metric: str, suffix: str) -> str:
+  """`hr10`, `_cold` -> `hr10_test_cold`: the test figure's key."""
+  return f"{metric}_test{suffix}"
+
+
 def table_rows(results: Mapping[str, Mapping], metric: str = "auc_test",
                oracle: Mapping[str, float] | None = None) -> list[dict]:
-  """One dict per row (All, Cold): method columns, improvements, oracle."""
+  """One dict per row (All, Cold): method columns, improvements, oracle; `key` is each row's
+  figure."""
   rows = []
   for label, suffix in ROWS:
     key = metric.replace("auc_test", f"auc_test{suffix}") if suffix else metric
     if suffix and "sampled" in metric:
       continue  # The authors' sampled AUC has no cold-item variant.
-    row = {"setting": label}
+    row = {"setting": label, "key": key}
     for method in METHODS:
       value = results.get(method, {}).get(key)
       row[method] = value if value is None or math.isfinite(value) else None
@@ -64,9 +85,58 @@ def _fmt(value, percent=False) -> str:
   return f"{100 * value:.1f}%" if percent else f"{value:.4f}"
 
 
+def _finite_or_none(value):
+  return value if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def _cell(results: Mapping[str, Mapping], method: str, key: str,
+          paired: Mapping | None) -> str:
+  """A method's figure, with its 95% interval when kept and the significance mark."""
+  value = _finite_or_none(results.get(method, {}).get(key))
+  if value is None:
+    return "n/a"
+  text = f"{value:.4f}"
+  interval = (results[method].get("ci95") or {}).get(key)
+  if interval and all(_finite_or_none(v) is not None for v in interval):
+    text += f" ({interval[0]:.4f}–{interval[1]:.4f})"
+  if (paired or {}).get(key, {}).get(method, {}).get("significant"):
+    text += " " + SIGNIFICANT
+  return text
+
+
+def _p(value) -> str:
+  value = _finite_or_none(value)
+  if value is None:
+    return "n/a"
+  return f"{value:.2g}" if value >= 1e-4 else f"{value:.1e}"
+
+
+def _paired_lines(paired: Mapping, resamples) -> list[str]:
+  out = ["## Paired tests against DVBPR (test users)", "",
+         "| Figure | Baseline | DVBPR - baseline (95% interval) | p, paired bootstrap | "
+         "p, Wilcoxon | p, Wilcoxon, Holm | significant | users |",
+         "|---|---|---|---|---|---|---|---|"]
+  for label, key in SHOWN_TESTS:
+    for method, row in (paired.get(key) or {}).items():
+      difference = _finite_or_none(row.get("difference"))
+      interval = (f"{row['difference']:+.4f} ({row['low']:+.4f} to {row['high']:+.4f})"
+                  if difference is not None and _finite_or_none(row.get("low")) is not None
+                  else "n/a")
+      out.append(f"| {label} | {LABELS[method]} | {interval} | {_p(row.get('p_bootstrap'))} | "
+                 f"{_p(row.get('p_wilcoxon'))} | {_p(row.get('p_holm'))} | "
+                 f"{'yes' if row.get('significant') else 'no'} | {row.get('num_users')} |")
+  out += ["", f"Over the test users both methods evaluate; the paired bootstrap draws "
+          f"{resamples or 'its'} resamples of the users (p from its standard error); Holm's "
+          "correction runs over the baselines of each figure. Every figure's tests are in "
+          "results.json (`paired_tests`) and table3.csv.", ""]
+  return out
+
+
 def markdown(results: Mapping[str, Mapping], *, dataset: str, preset: str, grid: str,
-             features: str, oracle: Mapping[str, float] | None = None) -> str:
-  """Table III as Markdown: the exact AUC, then the authors' sampled-100 AUC."""
+             features: str, oracle: Mapping[str, float] | None = None,
+             paired: Mapping | None = None, resamples: int | None = None) -> str:
+  """Table III as Markdown: the exact AUC, the authors' sampled-100 AUC, the top-K metrics,
+  then the paired tests against DVBPR (`significance.paired_tests`) when given."""
   out = [f"# Table III on {dataset} ({preset} preset)", ""]
   for title, metric in (("AUC (exact, the paper's definition)", "auc_test"),
                         ("AUC (sampled-100, the authors' code)", "auc_test_sampled100")):
@@ -76,11 +146,26 @@ def markdown(results: Mapping[str, Mapping], *, dataset: str, preset: str, grid:
     out += [f"## {title}", "", "| " + " | ".join(header) + " |",
             "|" + "---|" * len(header)]
     for row in table_rows(results, metric, oracle):
-      cells = [row["setting"]] + [_fmt(row[m]) for m in METHODS] + [
+      cells = [row["setting"]] + [_cell(results, m, row["key"], paired) for m in METHODS] + [
           _fmt(row["h_vs_d"], True), _fmt(row["h_vs_best"], True)]
       cells += [_fmt(row.get(c)) for c in _ceilings(oracle)]
       out.append("| " + " | ".join(cells) + " |")
     out.append("")
+  if any(top_k_key("hr10", "") in r for r in results.values() if isinstance(r, Mapping)):
+    header = ["Metric", "Setting"] + [f"({LETTERS[m]}) {LABELS[m]}" for m in METHODS]
+    out += ["## Top-K on the full ranking (test)", "", "| " + " | ".join(header) + " |",
+            "|" + "---|" * len(header)]
+    for setting, suffix in TOP_K_SETTINGS:
+      for label, metric in TOP_K_METRICS:
+        key = top_k_key(metric, suffix)
+        out.append("| " + " | ".join([label, setting] + [
+            _cell(results, m, key, paired) for m in METHODS]) + " |")
+    out += ["", "HR@K (= Recall@K with one held-out item), NDCG@K and MRR from the held-out "
+            "item's rank among the user's negatives (the AUC's: the user's other items never "
+            "count; a negative with an equal score ranks above it). Cold users: those whose "
+            "test item is cold, ranked among cold items only, or among all items.", ""]
+  if paired:
+    out += _paired_lines(paired, resamples)
   out += [
       f"Cold Items: users whose test item has fewer than {protocol.COLD_THRESHOLD} training "
       f"observations, negatives restricted to items with fewer than {protocol.COLD_THRESHOLD} "
@@ -88,6 +173,9 @@ def markdown(results: Mapping[str, Mapping], *, dataset: str, preset: str, grid:
       f"Pre-trained features (VisRank, FM, VBPR): {features}.",
       f"Grid searched on validation AUC (WARP, BPR-MF, FM, VBPR): {grid}.",
       "Improvements are relative: (h - x) / x.",
+      "In parentheses: the 95% bootstrap interval over users; " + SIGNIFICANT + ": the "
+      "baseline differs from DVBPR on that figure (Wilcoxon signed-rank over the same users, "
+      "Holm-adjusted over the baselines, p < 0.05).",
   ]
   winners = [f"{LABELS[m]}: " + ", ".join(f"{k}={v}" for k, v in results[m]["params"].items())
              for m in METHODS if results.get(m, {}).get("params")]
@@ -96,15 +184,38 @@ def markdown(results: Mapping[str, Mapping], *, dataset: str, preset: str, grid:
   return "\n".join(out) + "\n"
 
 
-def csv_text(results: Mapping[str, Mapping], oracle: Mapping[str, float] | None = None) -> str:
-  """Table III as CSV: one row per (metric, setting)."""
+def csv_text(results: Mapping[str, Mapping], oracle: Mapping[str, float] | None = None,
+             paired: Mapping | None = None) -> str:
+  """Table III as CSV: one row per (metric, setting): each method's figure, its 95% interval
+  (`<method>_low`, `<method>_high`) and, for the baselines, the Holm-adjusted Wilcoxon p of
+  its difference from DVBPR (`<method>_p_holm`)."""
   buffer = io.StringIO()
-  fields = ["metric", "setting", *METHODS, "h_vs_d", "h_vs_best", *_ceilings(oracle)]
+  per_method = []
+  for m in METHODS:
+    per_method += [m, f"{m}_low", f"{m}_high"] + ([f"{m}_p_holm"] if m != "dvbpr" else [])
+  fields = ["metric", "setting", *per_method, "h_vs_d", "h_vs_best", *_ceilings(oracle)]
   writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
   writer.writeheader()
-  for metric in ("auc_test", "auc_test_sampled100"):
-    for row in table_rows(results, metric, oracle):
-      writer.writerow({"metric": metric, **{k: ("" if v is None else
-                                                (f"{v:.6f}" if isinstance(v, float) else v))
-                                            for k, v in row.items()}})
+  rows = [row for metric in ("auc_test", "auc_test_sampled100")
+          for row in table_rows(results, metric, oracle)]
+  if any(top_k_key("hr10", "") in r for r in results.values() if isinstance(r, Mapping)):
+    rows += [{"key": top_k_key(metric, suffix), "setting": setting}
+             for setting, suffix in TOP_K_SETTINGS for _, metric in TOP_K_METRICS]
+  for row in rows:
+    key = row["key"]
+    out = {"metric": key.replace("_cold_all_items", "").replace("_cold", ""),
+           "setting": row["setting"]}
+    for m in METHODS:
+      record = results.get(m, {})
+      interval = (record.get("ci95") or {}).get(key) or (None, None)
+      out[m] = _finite_or_none(record.get(key))
+      out[f"{m}_low"], out[f"{m}_high"] = map(_finite_or_none, interval)
+      if m != "dvbpr":
+        out[f"{m}_p_holm"] = _finite_or_none(
+            (paired or {}).get(key, {}).get(m, {}).get("p_holm"))
+    for extra in ("h_vs_d", "h_vs_best", *_ceilings(oracle)):
+      out[extra] = row.get(extra)
+    writer.writerow({k: ("" if v is None else (f"{v:.6g}" if k.endswith("p_holm") else
+                                                f"{v:.6f}" if isinstance(v, float) else v))
+                     for k, v in out.items()})
   return buffer.getvalue()

@@ -71,5 +71,6 @@ class DvbprTask(bpr_task.BprTask):
   def user_vectors(self) -> np.ndarray:
     return self.model.all_user_vectors().numpy()
 
-  def evaluate(self):
-    return self.evaluator.evaluate_embeddings(self.user_vectors(), self.item_vectors())
+  def evaluate(self, per_user: bool = False):
+    return self.evaluator.evaluate_embeddings(self.user_vectors(), self.item_vectors(),
+                                              per_user=per_user)

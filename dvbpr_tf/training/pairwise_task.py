@@ -48,8 +48,8 @@ class PairwiseTask(bpr_task.BprTask):
   def score_rows(self, users: np.ndarray) -> np.ndarray:
     return self._score_rows(tf.constant(users, tf.int64)).numpy()
 
-  def evaluate(self):
-    return self.evaluator.evaluate_scores(self.score_rows)
+  def evaluate(self, per_user: bool = False):
+    return self.evaluator.evaluate_scores(self.score_rows, per_user=per_user)
 
 
 def train_pairwise(method: str, catalog: catalog_lib.Catalog, item_features,
@@ -68,8 +68,29 @@ def train_pairwise(method: str, catalog: catalog_lib.Catalog, item_features,
   steps = trainer_lib.steps_per_epoch(len(catalog.interactions("train")[0]),
                                       baseline.batch_size, baseline.steps_per_epoch)
   loop = trainer_lib.LoopConfig(epochs=baseline.epochs, steps_per_epoch=steps,
-                                steps_per_loop=min(baseline.steps_per_loop, steps))
-  summary = trainer_lib.Trainer(task, loop, workdir, strategy=strategy).run()
+                                steps_per_loop=min(baseline.steps_per_loop, steps),
+                                patience=baseline.patience)
+  trainer = trainer_lib.Trainer(task, loop, workdir, strategy=strategy)
+  summary = trainer.run()
   best = summary["best"] or {}
   keys = evaluator_lib.record_keys(baseline.sampled_negatives)
-  return {k: best.get(k) for k in keys} | {"best_epoch": best.get("epoch")}
+  record = {k: best.get(k) for k in keys} | {
+      "best_epoch": best.get("epoch"), "epochs_trained": len(summary["history"]),
+      "stopped_early_at_epoch": summary["stopped_early_at_epoch"]}
+  if trainer.restore_best() is not None:  # The best checkpoint's users, for Table III's tests.
+    record.update(evaluator_lib.keep_per_user(task.evaluate(per_user=True), workdir.root,
+                                              baseline.bootstrap_resamples, seed))
+  return record
+
+
+def evaluate_scorer(method: str, catalog: catalog_lib.Catalog, item_features,
+                    baseline: config_lib.BaselineConfig, folder, seed: int) -> dict:
+  """The record of a baseline with nothing to train (RAND, PopRank, VisRank): the
+  evaluator's figures, with its per-user values kept in `folder`."""
+  scorer = recommenders.build_scorer(method, catalog, item_features, seed=seed)
+  figures = evaluator_lib.Evaluator(catalog, baseline.sampled_negatives, seed=seed
+                                    ).evaluate_scores(scorer.score_rows, per_user=True)
+  keys = evaluator_lib.record_keys(baseline.sampled_negatives)
+  return {k: v for k, v in figures.items() if k in keys} | evaluator_lib.keep_per_user(
+      figures, folder, baseline.bootstrap_resamples, seed)
+

@@ -103,6 +103,9 @@ class LoopConfig:
     checkpoint_every_steps: extra checkpoints inside an epoch (0: only at epoch ends).
     keep_checkpoints: how many latest checkpoints to keep.
     best_metric: the evaluation key that selects the best checkpoint ('' for none).
+    patience: stop once `best_metric` has not improved for this many epoch-end evaluations
+      (0: train all epochs). The best checkpoint is kept either way; a rerun of a run that
+      stopped early stops again at once.
     run_eagerly: run the step without tf.function (debugging).
   """
 
@@ -112,6 +115,7 @@ class LoopConfig:
   checkpoint_every_steps: int = 0
   keep_checkpoints: int = 2
   best_metric: str = "auc_valid"
+  patience: int = 0
   run_eagerly: bool = False
 
   def __post_init__(self):
@@ -119,6 +123,7 @@ class LoopConfig:
       checks.integer(name, getattr(self, name), 1)
     checks.integer("checkpoint_every_steps", self.checkpoint_every_steps, 0)
     checks.integer("keep_checkpoints", self.keep_checkpoints, 1)
+    checks.integer("patience", self.patience, 0)
 
   @property
   def total_steps(self) -> int:
@@ -257,6 +262,18 @@ class Trainer:
     return max(scored, key=lambda h: h[metric]) if scored else (
         self.history[-1] if self.history else None)
 
+  def stopped_early(self) -> dict | None:
+    """With a patience: the last evaluation when `patience` evaluations have passed since
+    the best one (training stops there), else None."""
+    patience, metric = self.config.patience, self.config.best_metric
+    best = self.best_record()
+    if not patience or not metric or best is None or not self.history:
+      return None
+    last = self.history[-1]
+    if last["epoch"] - best["epoch"] >= patience:
+      return last
+    return None
+
   # --- loop ------------------------------------------------------------------------------
 
   def _compiled_loop(self):
@@ -308,7 +325,8 @@ class Trainer:
     step = saved = start_step
     agree = _stop_agreement(self.strategy)
     self._stop_if_asked(signals, agree, step, saved)  # e.g. a signal during the restore.
-    while step < last_step:
+    stopped = self.stopped_early()
+    while step < last_step and stopped is None:
       epoch_end = (step // config.steps_per_epoch + 1) * config.steps_per_epoch
       num = min(config.steps_per_loop, epoch_end - step, last_step - step)
       if config.checkpoint_every_steps:
@@ -335,14 +353,22 @@ class Trainer:
       if step % config.steps_per_epoch == 0:
         self._end_epoch(step)
         saved = step
+        stopped = self.stopped_early()
       elif (config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0
             or step == last_step):
         self._save(step)
         saved = step
       self._stop_if_asked(signals, agree, step, saved)
     self._writer.flush()
+    if stopped is not None:
+      best = self.best_record()
+      logging.info("early stop after epoch %d of %d: %s has not improved for %d epochs "
+                   "(best %.4f at epoch %d)", stopped["epoch"], config.epochs,
+                   config.best_metric, config.patience, best[config.best_metric],
+                   best["epoch"])
     return {
         "history": self.history,
+        "stopped_early_at_epoch": None if stopped is None else stopped["epoch"],
         "best": self.best_record(),
         "steps": int(self.step.numpy()),
         "train_rate_median": float(np.median(rates)) if rates else None,
