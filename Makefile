@@ -14,7 +14,7 @@ MANUAL_FLAG := $(if $(MANUAL_DIR),--manual_dir=$(MANUAL_DIR))
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test bench venv clean clean-runs clean-data
+.PHONY: demo test bench peers venv clean clean-runs clean-data
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ test: $(STAMP)
 # and writes runs/benchmarks/full.json; see benchmarks/README.md.
 bench: $(STAMP)
 	$(PY) -m benchmarks.run --size=full
+
+# The peer libraries of benchmarks/peers_bench.py (optional): Cornac 3.0.1 from its wheel and
+# LightFM 1.18.7 (lightfm-next) built from its source distribution, since its wheel's compiled
+# module does not load on Debian 12 (needs gcc and the Python headers). Then:
+#   .venv/bin/python -m benchmarks.peers_bench --data_dir=data/tfds
+peers: $(STAMP)
+	$(PY) -m pip install --quiet --no-binary=lightfm-next -e '.[peers]'
 
 clean-runs:
 	rm -rf runs

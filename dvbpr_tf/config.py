@@ -28,6 +28,7 @@ text (`--params_override`); `as_dict` / `from_dict` write and read the tree (con
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from typing import Any, Mapping
 
@@ -401,6 +402,9 @@ class BaselineConfig:
       epochs (0: never); its best-validation checkpoint is its result either way.
     bootstrap_resamples: resamples of the users for the 95% intervals and the paired
       bootstrap of Table III (0: none).
+    vbpr_visual_bias: VBPR with He & McAuley's visual bias beta'^T f_i (False: the paper's
+      eq. 2, without it).
+    vbpr_reg_E: VBPR's lambda_E on E (and beta'), once per batch (None: the grid's reg).
   """
 
   regs: tuple[float, ...] = (0.0, 0.001, 0.01, 0.1, 1.0, 10.0, 30.0)
@@ -415,8 +419,12 @@ class BaselineConfig:
   features: str = "category_cnn"
   patience: int = 0
   bootstrap_resamples: int = 1000
+  vbpr_visual_bias: bool = False
+  vbpr_reg_E: float | None = None  # pylint: disable=invalid-name
 
   def __post_init__(self):
+    if self.vbpr_reg_E is not None:
+      checks.number("vbpr_reg_E", self.vbpr_reg_E, minimum=0)
     if not self.regs or not self.dims:
       raise errors.invalid("regs", "and dims must each hold at least one value")
     for value in self.dims:
@@ -741,6 +749,9 @@ def field_type(config_class, path: str):
 
 def _parse(text: str, kind, path: str):
   origin = typing.get_origin(kind)
+  options = [k for k in typing.get_args(kind) if k is not type(None)]
+  if origin in (typing.Union, types.UnionType) and len(options) == 1:  # `float | None`.
+    return None if text.lower() == "none" else _parse(text, options[0], path)
   try:
     if kind is bool:
       if text.lower() not in ("true", "false", "1", "0"):

@@ -277,6 +277,28 @@ def test_vbpr_loss_against_numpy():
   assert float(terms["regularization"]) == pytest.approx(reg, rel=1e-6)
 
 
+def test_vbpr_visual_bias_scores_and_loss_against_numpy():
+  """He & McAuley's form: + beta'^T f_i, beta' regularised with E."""
+  model = vbpr.Vbpr(2, FEATURES, vbpr.VbprConfig(dim=2, visual_dim=1, reg=0.3, reg_E=0.05,
+                                                 visual_bias=True))
+  weights = dict(gamma_user=GAMMA_USER, gamma_item=GAMMA_ITEM, beta_item=BETA_ITEM,
+                 theta_user=[[2.0], [-1.0]], embedding=[[1.0], [3.0]],
+                 visual_bias=[0.5, -2.0])
+  _assign(model, **weights)
+  w = {k: np.asarray(v) for k, v in weights.items()}
+  users, items = np.repeat([0, 1], 3), np.tile([0, 1, 2], 2)
+  expected = _vbpr_oracle(w, users, items) + FEATURES[items] @ w["visual_bias"]
+  np.testing.assert_allclose(model.score_rows(_ids([0, 1])).numpy().ravel(), expected,
+                             rtol=1e-6)
+  np.testing.assert_allclose(model.score(_ids(users), _ids(items)).numpy(), expected,
+                             rtol=1e-6)
+  u, i, j = [0, 1], [0, 0], [2, 1]
+  reg = (0.3 * _l2(w["gamma_user"][u], w["theta_user"][u], w["gamma_item"][i],
+                   w["gamma_item"][j], w["beta_item"][i], w["beta_item"][j])
+         + 0.05 * (_l2(w["embedding"]) + _l2(w["visual_bias"])))
+  assert float(model.loss_terms(BATCH)["regularization"]) == pytest.approx(reg, rel=1e-6)
+
+
 def test_vbpr_config_defaults_follow_dim_and_reg():
   config = vbpr.VbprConfig(dim=7, reg=0.3)
   assert config.visual_dim == 7 and config.reg_E == 0.3

@@ -44,7 +44,8 @@ def build_scorer(method: str, catalog: catalog_lib.Catalog, item_features=None, 
 
 
 def build_pairwise(method: str, catalog: catalog_lib.Catalog, item_features=None, *, dim: int,
-                   reg: float, seed: int = 0, max_sampled: int = 10):
+                   reg: float, seed: int = 0, max_sampled: int = 10,
+                   vbpr_visual_bias: bool = False, vbpr_reg_E: float | None = None):  # pylint: disable=invalid-name
   """A pairwise model and the triplet sampler it trains on: (model, sampler)."""
   users, items = catalog.interactions("train")
   sampler = sampler_lib.TripletSampler(users, items, catalog.num_users, catalog.num_items,
@@ -60,7 +61,8 @@ def build_pairwise(method: str, catalog: catalog_lib.Catalog, item_features=None
                                     fm.FmConfig(dim=dim, reg=reg), seed=seed)
   elif method == "vbpr":
     model = vbpr.Vbpr(catalog.num_users, _require_features(method, item_features),
-                      vbpr.VbprConfig(dim=dim, reg=reg), seed=seed)
+                      vbpr.VbprConfig(dim=dim, reg=reg, reg_E=vbpr_reg_E,
+                                      visual_bias=vbpr_visual_bias), seed=seed)
   else:
     raise errors.ConfigError(
         f"{method!r} is not a pairwise model; pairwise models: {', '.join(PAIRWISE)}")

@@ -18,6 +18,14 @@ loss, a sum over the batch:
 over the batch's rows (a row drawn twice counts twice) and, once per batch, the whole of E;
 l2_loss(t) = sum(t^2) / 2. The features are a non-trainable weight of the model. All
 parameters start N(0, 0.01^2).
+
+`visual_bias=True` gives He & McAuley's original predictor (VBPR, AAAI 2016, eq. 4), which adds
+the visual bias beta'^T f_i, one [F] vector shared by all users (what a user-independent
+"looks popular" costs nothing to learn from the features):
+
+    x_ui = beta_i + gamma_u^T gamma_i + theta_u^T (E f_i) + beta'^T f_i
+
+with beta' regularised as E, reg_E * l2_loss(beta') once per batch.
 """
 
 from __future__ import annotations
@@ -39,13 +47,15 @@ class VbprConfig:
     dim: K, the non-visual factors gamma.
     visual_dim: K', the visual factors theta_u and the columns of E (None: = dim).
     reg: lambda, on the batch's rows.
-    reg_E: lambda_E, on E (None: = reg).
+    reg_E: lambda_E, on E (and beta') (None: = reg).
+    visual_bias: add beta'^T f_i (He & McAuley's form; False: the paper's eq. 2).
   """
 
   dim: int = 10
   visual_dim: int | None = None
   reg: float = 0.01
   reg_E: float | None = None  # pylint: disable=invalid-name
+  visual_bias: bool = False
 
   def __post_init__(self):
     if self.visual_dim is None:
@@ -81,6 +91,8 @@ class Vbpr(bpr_mf.BprModel):
                                                "theta_user", rng)
     self.embedding = bpr_mf.add_normal_weight(self, (num_features, config.visual_dim),
                                               "embedding", rng)
+    self.visual_bias = (bpr_mf.add_normal_weight(self, (num_features,), "visual_bias", rng)
+                        if config.visual_bias else None)
     self.built = True  # Every weight exists; nothing depends on an input shape.
 
   def visual_factors(self, items: tf.Tensor | None = None) -> tf.Tensor:
@@ -88,20 +100,28 @@ class Vbpr(bpr_mf.BprModel):
     features = self.features if items is None else tf.gather(self.features, items)
     return tf.matmul(features, self.embedding)
 
+  def item_bias(self, items: tf.Tensor | None = None) -> tf.Tensor:
+    """beta_i (+ beta'^T f_i with the visual bias) of `items` (all when None): [n]."""
+    bias = self.beta_item if items is None else tf.gather(self.beta_item, items)
+    if self.visual_bias is None:
+      return bias
+    features = self.features if items is None else tf.gather(self.features, items)
+    return bias + tf.linalg.matvec(features, self.visual_bias)
+
   def score(self, users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
     """x_ui for aligned pairs (users[k], items[k]): [B]."""
     return (tf.reduce_sum(tf.gather(self.gamma_user, users) * tf.gather(self.gamma_item, items),
                           axis=-1)
             + tf.reduce_sum(tf.gather(self.theta_user, users) * self.visual_factors(items),
                             axis=-1)
-            + tf.gather(self.beta_item, items))
+            + self.item_bias(items))
 
   def score_rows(self, users: tf.Tensor) -> tf.Tensor:
     """x_ui of the given users over every item: [B, num_items]."""
     return (tf.matmul(tf.gather(self.gamma_user, users), self.gamma_item, transpose_b=True)
             + tf.matmul(tf.gather(self.theta_user, users), self.visual_factors(),
                         transpose_b=True)
-            + self.beta_item[tf.newaxis, :])
+            + self.item_bias()[tf.newaxis, :])
 
   def call(self, users, training=False):
     del training
@@ -109,10 +129,13 @@ class Vbpr(bpr_mf.BprModel):
 
   def regularization(self, users: tf.Tensor, pos: tf.Tensor, neg: tf.Tensor) -> tf.Tensor:
     """reg * l2_loss of the rows gamma_u, theta_u, gamma_i, gamma_j, beta_i, beta_j
-    + reg_E * l2_loss(E)."""
+    + reg_E * (l2_loss(E) [+ l2_loss(beta')])."""
     rows = [tf.gather(self.gamma_user, users), tf.gather(self.theta_user, users),
             tf.gather(self.gamma_item, pos), tf.gather(self.gamma_item, neg),
             tf.gather(self.beta_item, pos), tf.gather(self.beta_item, neg)]
+    shared = losses.l2_loss(self.embedding)
+    if self.visual_bias is not None:
+      shared += losses.l2_loss(self.visual_bias)
     return (self.config.reg * tf.add_n([losses.l2_loss(t) for t in rows])
-            + distribution.replica_share(self.config.reg_E * losses.l2_loss(self.embedding)))
+            + distribution.replica_share(self.config.reg_E * shared))
 

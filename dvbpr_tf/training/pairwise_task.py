@@ -61,7 +61,8 @@ def train_pairwise(method: str, catalog: catalog_lib.Catalog, item_features,
   with distribution.scope(strategy):
     model, sampler = recommenders.build_pairwise(
         method, catalog, item_features, dim=dim, reg=reg, seed=seed,
-        max_sampled=baseline.warp_max_sampled)
+        max_sampled=baseline.warp_max_sampled, vbpr_visual_bias=baseline.vbpr_visual_bias,
+        vbpr_reg_E=baseline.vbpr_reg_E)
     task = PairwiseTask(model, catalog, batch_size=baseline.batch_size,
                         learning_rate=baseline.learning_rate, seed=seed, sampler=sampler,
                         sampled_negatives=baseline.sampled_negatives)
