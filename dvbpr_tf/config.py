@@ -279,6 +279,7 @@ class TailorConfig:
 
 
 LEARNING_RATE_SCHEDULES = ("constant", "cosine")
+OPTIMIZERS = ("adam", "sgd")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -286,7 +287,10 @@ class OptimizerConfig:
   """Adam, with TF1's epsilon as the authors' `tf.train.AdamOptimizer`.
 
   Attributes:
-    learning_rate: Adam's step size (at the start, with a schedule).
+    algorithm: 'adam', or 'sgd' (plain gradient steps: a row of an embedding table moves only
+      when the batch uses it, as in Cornac's and LightFM's per-sample updates; Adam's moments
+      move every row at every step).
+    learning_rate: the step size (at the start, with a schedule).
     beta_1, beta_2, epsilon: Adam's.
     schedule: 'constant' (the authors') or 'cosine': the step size falls from
       `learning_rate` to 0 along half a cosine over the run's training steps, so the last
@@ -294,6 +298,7 @@ class OptimizerConfig:
   """
 
   learning_rate: float = 1e-4
+  algorithm: str = "adam"
   beta_1: float = 0.9
   beta_2: float = 0.999
   epsilon: float = 1e-8
@@ -301,6 +306,7 @@ class OptimizerConfig:
 
   def __post_init__(self):
     checks.number("learning_rate", self.learning_rate, above=0)
+    checks.one_of("algorithm", self.algorithm, OPTIMIZERS)
     checks.one_of("schedule", self.schedule, LEARNING_RATE_SCHEDULES)
     checks.number("beta_1", self.beta_1, minimum=0, below=1)
     checks.number("beta_2", self.beta_2, minimum=0, below=1)
@@ -402,6 +408,10 @@ class BaselineConfig:
       epochs (0: never); its best-validation checkpoint is its result either way.
     bootstrap_resamples: resamples of the users for the 95% intervals and the paired
       bootstrap of Table III (0: none).
+    mf_optimizer, mf_learning_rate: the optimiser of the two pure factorisation baselines,
+      BPR-MF and WARP ('sgd': as the paper's tools, MyMediaLite and LightFM, and Cornac;
+      Adam with `learning_rate` trails Cornac's BPR by 0.011 AUC on the demo, SGD by 0.005:
+      benchmarks/README.md); FM and VBPR train with Adam at `learning_rate`.
     vbpr_visual_bias: VBPR with He & McAuley's visual bias beta'^T f_i (False: the paper's
       eq. 2, without it).
     vbpr_reg_E: VBPR's lambda_E on E (and beta'), once per batch (None: the grid's reg).
@@ -411,18 +421,22 @@ class BaselineConfig:
   dims: tuple[int, ...] = (10, 30, 50)
   batch_size: int = 128
   learning_rate: float = 1e-3
-  epochs: int = 20
+  epochs: int = 100
   steps_per_epoch: int = 0
   steps_per_loop: int = 50
   warp_max_sampled: int = 10
   sampled_negatives: int = 100
   features: str = "category_cnn"
-  patience: int = 0
+  patience: int = 5
   bootstrap_resamples: int = 1000
+  mf_optimizer: str = "sgd"
+  mf_learning_rate: float = 0.01
   vbpr_visual_bias: bool = False
   vbpr_reg_E: float | None = None  # pylint: disable=invalid-name
 
   def __post_init__(self):
+    checks.one_of("mf_optimizer", self.mf_optimizer, OPTIMIZERS)
+    checks.number("mf_learning_rate", self.mf_learning_rate, above=0)
     if self.vbpr_reg_E is not None:
       checks.number("vbpr_reg_E", self.vbpr_reg_E, minimum=0)
     if not self.regs or not self.dims:
@@ -444,7 +458,11 @@ class BaselineConfig:
   def grid_description(self) -> str:
     regs = ", ".join(f"{r:g}" for r in self.regs)
     dims = ", ".join(str(d) for d in self.dims)
-    return f"reg in {{{regs}}} x K in {{{dims}}}, {self.epochs} epochs each"
+    stop = (f"up to {self.epochs} epochs each, stopped {self.patience} epochs after the best "
+            "validation AUC" if self.patience else f"{self.epochs} epochs each")
+    return (f"reg in {{{regs}}} x K in {{{dims}}}, {stop}; BPR-MF and WARP by "
+            f"{self.mf_optimizer.upper() if self.mf_optimizer == 'sgd' else 'Adam'} "
+            f"({self.mf_learning_rate:g}), FM and VBPR by Adam ({self.learning_rate:g})")
 
 
 DISCRIMINATOR_BATCHES = ("separate", "joint")
@@ -652,7 +670,9 @@ def _demo() -> ExperimentConfig:
           pipeline=PipelineConfig(image_size=64, batch_size=128),
           optimizer=OptimizerConfig(learning_rate=1e-3, schedule="cosine"),
           train=TrainConfig(epochs=20, steps_per_loop=39, projector_items=2000)),
-      baselines=BaselineConfig(regs=(0.001, 0.1, 10.0), dims=(10, 50), epochs=10),
+      # Each grid point to its best validation epoch (FM and VBPR peak near epoch 20 on the
+      # demo data; 10 epochs, the previous preset, left them under-trained).
+      baselines=BaselineConfig(regs=(0.001, 0.1, 10.0), dims=(10, 50), epochs=60, patience=3),
       gan=GanTrainConfig(network=GanConfig(image_size=32, width_multiplier=0.25,
                                            upsampling="resize", minibatch_stddev=True),
                          batch_size=64, learning_rate=2e-4, epochs=12, steps_per_loop=51,
@@ -680,7 +700,8 @@ def _smoke() -> ExperimentConfig:
           train=TrainConfig(epochs=2, steps_per_epoch=4, steps_per_loop=2, eval_batch_size=64,
                             projector_items=64, bootstrap_resamples=200)),
       baselines=BaselineConfig(regs=(0.01,), dims=(10,), batch_size=32, epochs=2,
-                               steps_per_epoch=5, steps_per_loop=5, bootstrap_resamples=200),
+                               steps_per_epoch=5, steps_per_loop=5, patience=0,
+                               bootstrap_resamples=200),
       gan=GanTrainConfig(network=GanConfig(image_size=32, width_multiplier=0.125),
                          batch_size=8, epochs=1, steps_per_epoch=4, steps_per_loop=2,
                          sample_every_steps=4, samples_per_category=4,

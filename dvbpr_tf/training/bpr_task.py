@@ -33,8 +33,17 @@ def learning_rate(config: config_lib.OptimizerConfig, total_steps: int | None):
   return trainer.learning_rate_schedule(config.learning_rate, config.schedule, total_steps)
 
 
+def make_optimizer(config: config_lib.OptimizerConfig, total_steps: int | None):
+  """The Keras optimiser `config` names, with its schedule."""
+  rate = learning_rate(config, total_steps)
+  if config.algorithm == "sgd":
+    return keras.optimizers.SGD(learning_rate=rate)
+  return keras.optimizers.Adam(learning_rate=rate, beta_1=config.beta_1, beta_2=config.beta_2,
+                               epsilon=config.epsilon)
+
+
 class BprTask:
-  """Adam on `model.loss_terms` over a triplet sampler's batches."""
+  """Adam (or SGD) on `model.loss_terms` over a triplet sampler's batches."""
 
   example_unit = "pairs"
 
@@ -45,9 +54,7 @@ class BprTask:
     self.model, self.catalog = model, catalog
     self.metric_names = tuple(model.metric_names)
     self.batch_size = self.examples_per_step = batch_size
-    self.optimizer = distribution.loss_scaling(keras.optimizers.Adam(
-        learning_rate=learning_rate(optimizer, total_steps), beta_1=optimizer.beta_1,
-        beta_2=optimizer.beta_2, epsilon=optimizer.epsilon))
+    self.optimizer = distribution.loss_scaling(make_optimizer(optimizer, total_steps))
     self.optimizer.build(model.trainable_variables)
     self.sampler = sampler
 

@@ -25,16 +25,20 @@ from dvbpr_tf.training import bpr_task
 from dvbpr_tf.training import trainer as trainer_lib
 
 
+MATRIX_FACTORISATION = ("bpr_mf", "warp")  # Trained with `mf_optimizer`: only ID rows.
+
+
 class PairwiseTask(bpr_task.BprTask):
-  """Adam on a pairwise model's loss over the sampler's triplets."""
+  """Adam (or SGD: `algorithm`) on a pairwise model's loss over the sampler's triplets."""
 
   def __init__(self, model: keras.Model, catalog: catalog_lib.Catalog, *, batch_size: int,
-               learning_rate: float, seed: int = 0,
+               learning_rate: float, seed: int = 0, algorithm: str = "adam",
                sampled_negatives: int = evaluator_lib.SAMPLED_NEGATIVES,
                sampler: sampler_lib.TripletSampler | None = None,
                evaluator: evaluator_lib.Evaluator | None = None):
     super().__init__(model, catalog, batch_size=batch_size,
-                     optimizer=config_lib.OptimizerConfig(learning_rate=learning_rate),
+                     optimizer=config_lib.OptimizerConfig(learning_rate=learning_rate,
+                                                          algorithm=algorithm),
                      sampler=sampler or bpr_task.default_sampler(catalog, seed))
     self.evaluator = evaluator or evaluator_lib.Evaluator(catalog, sampled_negatives,
                                                           seed=seed)
@@ -63,8 +67,10 @@ def train_pairwise(method: str, catalog: catalog_lib.Catalog, item_features,
         method, catalog, item_features, dim=dim, reg=reg, seed=seed,
         max_sampled=baseline.warp_max_sampled, vbpr_visual_bias=baseline.vbpr_visual_bias,
         vbpr_reg_E=baseline.vbpr_reg_E)
-    task = PairwiseTask(model, catalog, batch_size=baseline.batch_size,
-                        learning_rate=baseline.learning_rate, seed=seed, sampler=sampler,
+    algorithm, rate = ((baseline.mf_optimizer, baseline.mf_learning_rate)
+                       if method in MATRIX_FACTORISATION else ("adam", baseline.learning_rate))
+    task = PairwiseTask(model, catalog, batch_size=baseline.batch_size, learning_rate=rate,
+                        algorithm=algorithm, seed=seed, sampler=sampler,
                         sampled_negatives=baseline.sampled_negatives)
   steps = trainer_lib.steps_per_epoch(len(catalog.interactions("train")[0]),
                                       baseline.batch_size, baseline.steps_per_epoch)
