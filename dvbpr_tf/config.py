@@ -412,6 +412,9 @@ class BaselineConfig:
       BPR-MF and WARP ('sgd': as the paper's tools, MyMediaLite and LightFM, and Cornac;
       Adam with `learning_rate` trails Cornac's BPR by 0.011 AUC on the demo, SGD by 0.005:
       benchmarks/README.md); FM and VBPR train with Adam at `learning_rate`.
+    beyond_paper: add EASE and a content-based ItemKNN over the same features to Table III
+      (False: the paper's columns only).
+    ease_penalties, knn_neighbours: their grids (lambda; k), chosen on validation AUC.
     vbpr_visual_bias: VBPR with He & McAuley's visual bias beta'^T f_i (False: the paper's
       eq. 2, without it).
     vbpr_reg_E: VBPR's lambda_E on E (and beta'), once per batch (None: the grid's reg).
@@ -431,11 +434,18 @@ class BaselineConfig:
   bootstrap_resamples: int = 1000
   mf_optimizer: str = "sgd"
   mf_learning_rate: float = 0.01
+  beyond_paper: bool = False
+  ease_penalties: tuple[float, ...] = (10.0, 100.0, 1000.0)
+  knn_neighbours: tuple[int, ...] = (10, 50, 200)
   vbpr_visual_bias: bool = False
   vbpr_reg_E: float | None = None  # pylint: disable=invalid-name
 
   def __post_init__(self):
     checks.one_of("mf_optimizer", self.mf_optimizer, OPTIMIZERS)
+    for value in self.ease_penalties:
+      checks.number("ease_penalties", value, above=0)
+    for value in self.knn_neighbours:
+      checks.integer("knn_neighbours", value, 1)
     checks.number("mf_learning_rate", self.mf_learning_rate, above=0)
     if self.vbpr_reg_E is not None:
       checks.number("vbpr_reg_E", self.vbpr_reg_E, minimum=0)

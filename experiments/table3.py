@@ -42,10 +42,10 @@ def run_method(method: str, spec: common.RunSpec, catalog, item_features,
             "K": dvbpr_config.tower.embedding_dim,
             "image_size": dvbpr_config.tower.input_size,
             "width_multiplier": dvbpr_config.tower.width_multiplier}}
-  elif method in recommenders.SCORERS:
+  elif method in recommenders.SCORERS or method in recommenders.TUNED_SCORERS:
     folder = files.make_dirs(work.root / method)
-    record = pairwise_task.evaluate_scorer(method, catalog, item_features, baseline, folder,
-                                           spec.seed) | {"params": {}}
+    record = {"params": {}} | pairwise_task.evaluate_scorer(
+        method, catalog, item_features, baseline, folder, spec.seed)
   else:
     grid = []
     points = [(d, r) for d in baseline.dims for r in baseline.regs]
@@ -87,14 +87,14 @@ def run(spec: common.RunSpec, baseline: config_lib.BaselineConfig, dvbpr_config)
   logging.info("table3: features %s: %s", source.key, source.describe())
 
   records = {}
-  for n, method in enumerate(table3_lib.METHODS, 1):
+  methods = table3_lib.METHODS + (table3_lib.BEYOND_PAPER if baseline.beyond_paper else ())
+  for n, method in enumerate(methods, 1):
     path = work.root / method / "result.json"
     if path.exists():
       records[method] = json.loads(path.read_text())
-      logging.info("table3: %s already done (%d/%d), kept", method, n,
-                   len(table3_lib.METHODS))
+      logging.info("table3: %s already done (%d/%d), kept", method, n, len(methods))
       continue
-    logging.info("table3: method %d/%d: %s", n, len(table3_lib.METHODS), method)
+    logging.info("table3: method %d/%d: %s", n, len(methods), method)
     records[method] = run_method(method, spec, catalog, item_features, baseline,
                                  dvbpr_config)
     files.write_json_atomic(path, records[method])
@@ -112,7 +112,8 @@ def run(spec: common.RunSpec, baseline: config_lib.BaselineConfig, dvbpr_config)
   text = table3_lib.markdown(records, dataset=catalog.name, preset=spec.preset,
                              grid=baseline.grid_description(), features=features_text,
                              oracle=oracle, paired=paired,
-                             resamples=baseline.bootstrap_resamples)
+                             resamples=baseline.bootstrap_resamples,
+                             split=table3_lib.split_description(catalog.statistics))
   files.write_bytes_atomic(work.root / "table3.md", text.encode())
   files.write_bytes_atomic(work.root / "table3.csv",
                            table3_lib.csv_text(records, oracle, paired).encode())
@@ -121,6 +122,7 @@ def run(spec: common.RunSpec, baseline: config_lib.BaselineConfig, dvbpr_config)
       **records,
       "features": {"source": source.key, "description": source.describe(), **feature_info},
       "grid": baseline.grid_description(),
+      "split": table3_lib.split_description(catalog.statistics),
       "paired_tests": paired,
       "paired_tests_note": ("each baseline against DVBPR over the same test users: "
                             "difference = DVBPR - baseline; p_holm: the Wilcoxon signed-rank "
@@ -132,7 +134,7 @@ def run(spec: common.RunSpec, baseline: config_lib.BaselineConfig, dvbpr_config)
   print(text, flush=True)
   report = html_report.write_report(
       work.root, f"Table III on {catalog.name}", results,
-      sections.table3(results, table3_lib.METHODS) + sections.dataset(results))
+      sections.table3(results, methods) + sections.dataset(results))
   print(f"Table: {work.root / 'table3.md'}\nResults: {work.results_path}\nReport: {report}",
         flush=True)
   return results

@@ -515,3 +515,54 @@ def test_warp_training_resumes_exactly(tiny_catalog, tmp_path):
   assert summary["steps"] == 8
   for a, b in zip(resumed.model.trainable_variables, straight.model.trainable_variables):
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-7)
+
+
+# --- Beyond the paper: EASE and content-based ItemKNN --------------------------------------
+
+from dvbpr_tf.baselines import ease  # pylint: disable=g-import-not-at-top,wrong-import-position
+from dvbpr_tf.baselines import item_knn  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+def test_ease_equals_one_ridge_regression_per_item():
+  """Column j of B is the ridge regression of item j's column on the other items' (Steck's
+  constrained problem, solved column by column)."""
+  rng = np.random.default_rng(0)
+  matrix = (rng.uniform(size=(30, 8)) < 0.3).astype(np.float64)
+  penalty = 2.5
+  got = ease.ease_weights(matrix, penalty)
+  for j in range(8):
+    others = [k for k in range(8) if k != j]
+    x = matrix[:, others]
+    expected = np.linalg.solve(x.T @ x + penalty * np.eye(7), x.T @ matrix[:, j])
+    np.testing.assert_allclose(got[others, j], expected, rtol=1e-4, atol=1e-6)
+    assert got[j, j] == 0.0
+  scorer = ease.EaseScorer(*np.nonzero(matrix), 30, 8, penalty=penalty)
+  np.testing.assert_allclose(scorer.score_rows(np.array([3, 7])), matrix[[3, 7]] @ got,
+                             rtol=1e-5, atol=1e-6)
+
+
+def test_ease_refuses_a_catalog_too_large_for_its_dense_matrix():
+  with pytest.raises(errors.ConfigError, match="at most 20,000 items"):
+    ease.EaseScorer([0], [0], 1, ease.MAX_ITEMS + 1)
+
+
+def test_item_knn_against_a_loop():
+  rng = np.random.default_rng(1)
+  features = rng.normal(size=(12, 4))
+  users = np.array([0, 0, 0, 1, 1, 2])
+  items = np.array([1, 5, 5, 2, 9, 11])  # A repeated pair counts once.
+  k = 3
+  scorer = item_knn.ItemKnnScorer(features, users, items, 3, neighbours=k)
+  unit = features / np.linalg.norm(features, axis=1, keepdims=True)
+  cosine = unit @ unit.T
+  expected = np.zeros((3, 12))
+  for u in range(3):
+    for i in range(12):
+      order = [j for j in np.argsort(-cosine[i]) if j != i][:k]
+      expected[u, i] = sum(cosine[i, j] for j in set(items[users == u]) if j in order)
+  np.testing.assert_allclose(scorer.score_rows(np.arange(3)), expected, rtol=1e-5, atol=1e-6)
+  # k >= N - 1: every other item is a neighbour.
+  every = item_knn.ItemKnnScorer(features, users, items, 3, neighbours=50)
+  np.testing.assert_allclose(every.score_rows(np.array([1]))[0],
+                             cosine[:, [2, 9]].sum(1) - np.isin(np.arange(12), [2, 9]),
+                             rtol=1e-5, atol=1e-6)

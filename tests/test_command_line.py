@@ -98,7 +98,8 @@ def test_a_shortcut_never_changes_two_models(tmp_path, flags, message):
 def test_table3_smoke_run_and_resume(tiny_data_dir, tmp_path):
   work = tmp_path / "table3"
   flags = ["--experiment=table3", "--preset=smoke", f"--workdir={work}",
-           f"--data_dir={tiny_data_dir}", f"--manual_dir={SHOPPERS_DUMMY_DATA}"]
+           f"--data_dir={tiny_data_dir}", f"--manual_dir={SHOPPERS_DUMMY_DATA}",
+           "--params_override=baselines.beyond_paper=true"]
   done = _main(*flags)
   assert done.returncode == 0, done.stderr[-3000:]
   results = json.loads((work / "results.json").read_text())
@@ -116,8 +117,13 @@ def test_table3_smoke_run_and_resume(tiny_data_dir, tmp_path):
     assert low <= results[method]["auc_test"] <= high, method
     assert 0.0 <= results[method]["ndcg20_test_cold_all_items"] <= 1.0
   assert set(results["paired_tests"]["auc_test"]) == {
-      "rand", "poprank", "warp", "bpr_mf", "visrank", "fm", "vbpr"}
+      "rand", "poprank", "warp", "bpr_mf", "visrank", "fm", "vbpr", "ease", "item_knn"}
   assert "## Top-K on the full ranking (test)" in table and "## Paired tests" in table
+  # Beyond the paper's columns: EASE and ItemKNN, each at its best validation grid value.
+  assert "(i) EASE" in table and "(j) ItemKNN (content)" in table
+  assert set(results["ease"]["params"]) == {"penalty"}
+  assert len(results["item_knn"]["grid"]) == 3
+  assert "ease" in results["paired_tests"]["auc_test"]
   found = report_checks.check_report(work, min_numbers=8 * 4)
   assert found["numbers"]["vbpr.auc_test_cold"] == results["vbpr"]["auc_test_cold"]
   # A rerun keeps the methods already done instead of training them again.

@@ -47,16 +47,18 @@ def test_recommendation_smoke_run_on_hm_fashion(data_dir, tmp_path):
   assert (work / "export" / "dvbpr" / "saved_model.pb").exists()
 
 
-def test_table3_smoke_run_on_fashion_catalog(data_dir, tmp_path):
+def test_table3_smoke_run_on_fashion_catalog_with_the_time_split(data_dir, tmp_path):
   work = tmp_path / "table3"
-  done = _main("--experiment=table3", "--dataset=fashion_catalog", "--preset=smoke",
+  done = _main("--experiment=table3", "--dataset=fashion_catalog/time", "--preset=smoke",
                f"--data_dir={data_dir}", f"--manual_dir={CATALOG_DUMMY_DATA}",
                f"--workdir={work}")
   assert done.returncode == 0, done.stderr[-3000:]
   results = json.loads((work / "results.json").read_text())
   for method in ("rand", "poprank", "warp", "bpr_mf", "visrank", "fm", "vbpr", "dvbpr"):
     assert 0.0 <= results[method]["auc_test"] <= 1.0, method
-  assert "| All Items |" in (work / "table3.md").read_text()
+  table = (work / "table3.md").read_text()
+  assert "| All Items |" in table and "Split: time-aware (each user's latest" in table
+  assert results["split"].startswith("time-aware")
 
 
 def test_missing_manual_files_give_one_line(tmp_path):

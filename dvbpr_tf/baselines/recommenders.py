@@ -3,7 +3,9 @@
 - scorers (not trained): `rand`, `poprank`, `visrank`;
 - pairwise models trained by `PairwiseTask` on the authors' triplet sampler: `bpr_mf`,
   `warp`, `fm`, `vbpr` (grid-searched over K and the regulariser);
-- `dvbpr` is trained from pixels by `DvbprTask` (see experiments/recommendation.py).
+- `dvbpr` is trained from pixels by `DvbprTask` (see experiments/recommendation.py);
+- beyond the paper's columns, scorers with one hyper-parameter chosen on validation AUC:
+  `ease` (the penalty lambda) and `item_knn` (content-based, over the features; k).
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from dvbpr_tf.baselines import bpr_mf
+from dvbpr_tf.baselines import ease
 from dvbpr_tf.baselines import fm
+from dvbpr_tf.baselines import item_knn
 from dvbpr_tf.baselines import popularity
 from dvbpr_tf.baselines import vbpr
 from dvbpr_tf.baselines import visrank
@@ -22,7 +26,8 @@ from dvbpr_tf.data import sampler as sampler_lib
 
 SCORERS = ("rand", "poprank", "visrank")
 PAIRWISE = ("warp", "bpr_mf", "fm", "vbpr")
-NEEDS_FEATURES = ("visrank", "fm", "vbpr")
+TUNED_SCORERS = {"ease": "penalty", "item_knn": "neighbours"}  # Method: its hyper-parameter.
+NEEDS_FEATURES = ("visrank", "fm", "vbpr", "item_knn")
 
 
 def _require_features(method, item_features):
@@ -31,8 +36,10 @@ def _require_features(method, item_features):
   return np.asarray(item_features, np.float32)
 
 
-def build_scorer(method: str, catalog: catalog_lib.Catalog, item_features=None, seed: int = 0):
-  """RAND, PopRank or VisRank: an object with `score_rows(users) -> [B, num_items]`."""
+def build_scorer(method: str, catalog: catalog_lib.Catalog, item_features=None, seed: int = 0,
+                 value=None):
+  """RAND, PopRank, VisRank, or EASE / ItemKNN with their hyper-parameter `value`: an
+  object with `score_rows(users) -> [B, num_items]`."""
   if method == "rand":
     return popularity.RandomScorer(catalog.num_items, seed=seed)
   if method == "poprank":
@@ -40,6 +47,13 @@ def build_scorer(method: str, catalog: catalog_lib.Catalog, item_features=None, 
   if method == "visrank":
     users, items = catalog.interactions("train")
     return visrank.VisRankScorer(_require_features(method, item_features), users, items)
+  if method == "ease":
+    users, items = catalog.interactions("train")
+    return ease.EaseScorer(users, items, catalog.num_users, catalog.num_items, penalty=value)
+  if method == "item_knn":
+    users, items = catalog.interactions("train")
+    return item_knn.ItemKnnScorer(_require_features(method, item_features), users, items,
+                                  catalog.num_users, neighbours=int(value))
   raise errors.ConfigError(f"{method!r} is not a scorer; scorers: {', '.join(SCORERS)}")
 
 

@@ -24,9 +24,16 @@ from typing import Mapping
 from dvbpr_tf_datasets.common import protocol
 
 METHODS = ("rand", "poprank", "warp", "bpr_mf", "visrank", "fm", "vbpr", "dvbpr")
+BEYOND_PAPER = ("ease", "item_knn")  # After DVBPR, with `baselines.beyond_paper`.
 LABELS = {"rand": "RAND", "poprank": "PopRank", "warp": "WARP", "bpr_mf": "BPR-MF",
-          "visrank": "VisRank", "fm": "FM", "vbpr": "VBPR", "dvbpr": "DVBPR"}
-LETTERS = dict(zip(METHODS, "abcdefgh"))
+          "visrank": "VisRank", "fm": "FM", "vbpr": "VBPR", "dvbpr": "DVBPR", "ease": "EASE",
+          "item_knn": "ItemKNN (content)"}
+LETTERS = dict(zip(METHODS + BEYOND_PAPER, "abcdefghij"))
+
+
+def columns(results: Mapping[str, Mapping]) -> tuple[str, ...]:
+  """The paper's eight methods, then those beyond the paper that `results` holds."""
+  return METHODS + tuple(m for m in BEYOND_PAPER if m in results)
 ROWS = (("All Items", ""), ("Cold Items", "_cold"))
 TOP_K_SETTINGS = (("all items", ""), ("cold users, among cold items", "_cold"),
                   ("cold users, among all items", "_cold_all_items"))
@@ -61,7 +68,7 @@ def table_rows(results: Mapping[str, Mapping], metric: str = "auc_test",
     if suffix and "sampled" in metric:
       continue  # The authors' sampled AUC has no cold-item variant.
     row = {"setting": label, "key": key}
-    for method in METHODS:
+    for method in columns(results):
       value = results.get(method, {}).get(key)
       row[method] = value if value is None or math.isfinite(value) else None
     others = [row[m] for m in METHODS[:-1] if row[m] is not None]
@@ -132,34 +139,52 @@ def _paired_lines(paired: Mapping, resamples) -> list[str]:
   return out
 
 
+SPLITS = {
+    "random": "random leave-one-out (the paper's: one random interaction per user is test, "
+              "another validation)",
+    "time": "time-aware (each user's latest interaction is test, the one before validation, "
+            "the earlier ones train)",
+}
+
+
+def split_description(statistics: Mapping) -> str:
+  """Which split a dataset's statistics say it has (`split_method`; random when absent)."""
+  method = statistics.get("split_method", "random")
+  return SPLITS.get(method, str(method))
+
+
 def markdown(results: Mapping[str, Mapping], *, dataset: str, preset: str, grid: str,
              features: str, oracle: Mapping[str, float] | None = None,
-             paired: Mapping | None = None, resamples: int | None = None) -> str:
+             paired: Mapping | None = None, resamples: int | None = None,
+             split: str | None = None) -> str:
   """Table III as Markdown: the exact AUC, the authors' sampled-100 AUC, the top-K metrics,
   then the paired tests against DVBPR (`significance.paired_tests`) when given."""
   out = [f"# Table III on {dataset} ({preset} preset)", ""]
+  if split:
+    out += [f"Split: {split}.", ""]
   for title, metric in (("AUC (exact, the paper's definition)", "auc_test"),
                         ("AUC (sampled-100, the authors' code)", "auc_test_sampled100")):
-    header = ["Setting"] + [f"({LETTERS[m]}) {LABELS[m]}" for m in METHODS] + [
+    header = ["Setting"] + [f"({LETTERS[m]}) {LABELS[m]}" for m in columns(results)] + [
         "improvement h vs. d", "h vs. best"] + [
             {"learnable": "learnable ceiling", "oracle": "oracle"}[c] for c in _ceilings(oracle)]
     out += [f"## {title}", "", "| " + " | ".join(header) + " |",
             "|" + "---|" * len(header)]
     for row in table_rows(results, metric, oracle):
-      cells = [row["setting"]] + [_cell(results, m, row["key"], paired) for m in METHODS] + [
+      cells = [row["setting"]] + [_cell(results, m, row["key"], paired)
+                                  for m in columns(results)] + [
           _fmt(row["h_vs_d"], True), _fmt(row["h_vs_best"], True)]
       cells += [_fmt(row.get(c)) for c in _ceilings(oracle)]
       out.append("| " + " | ".join(cells) + " |")
     out.append("")
   if any(top_k_key("hr10", "") in r for r in results.values() if isinstance(r, Mapping)):
-    header = ["Metric", "Setting"] + [f"({LETTERS[m]}) {LABELS[m]}" for m in METHODS]
+    header = ["Metric", "Setting"] + [f"({LETTERS[m]}) {LABELS[m]}" for m in columns(results)]
     out += ["## Top-K on the full ranking (test)", "", "| " + " | ".join(header) + " |",
             "|" + "---|" * len(header)]
     for setting, suffix in TOP_K_SETTINGS:
       for label, metric in TOP_K_METRICS:
         key = top_k_key(metric, suffix)
         out.append("| " + " | ".join([label, setting] + [
-            _cell(results, m, key, paired) for m in METHODS]) + " |")
+            _cell(results, m, key, paired) for m in columns(results)]) + " |")
     out += ["", "HR@K (= Recall@K with one held-out item), NDCG@K and MRR from the held-out "
             "item's rank among the user's negatives (the AUC's: the user's other items never "
             "count; a negative with an equal score ranks above it). Cold users: those whose "
@@ -172,13 +197,15 @@ def markdown(results: Mapping[str, Mapping], *, dataset: str, preset: str, grid:
       "(this project's reading of the paper).",
       f"Pre-trained features (VisRank, FM, VBPR): {features}.",
       f"Grid searched on validation AUC (WARP, BPR-MF, FM, VBPR): {grid}.",
-      "Improvements are relative: (h - x) / x.",
+      "Improvements are relative: (h - x) / x; \"h vs. best\" is against the best of the "
+      "paper's (a)-(g)" + (", EASE and ItemKNN (beyond the paper) are not in it." if any(
+          m in results for m in BEYOND_PAPER) else "."),
       "In parentheses: the 95% bootstrap interval over users; " + SIGNIFICANT + ": the "
       "baseline differs from DVBPR on that figure (Wilcoxon signed-rank over the same users, "
       "Holm-adjusted over the baselines, p < 0.05).",
   ]
   winners = [f"{LABELS[m]}: " + ", ".join(f"{k}={v}" for k, v in results[m]["params"].items())
-             for m in METHODS if results.get(m, {}).get("params")]
+             for m in columns(results) if results.get(m, {}).get("params")]
   if winners:
     out.append("Winning grid points: " + "; ".join(winners) + ".")
   return "\n".join(out) + "\n"
@@ -191,7 +218,7 @@ def csv_text(results: Mapping[str, Mapping], oracle: Mapping[str, float] | None 
   its difference from DVBPR (`<method>_p_holm`)."""
   buffer = io.StringIO()
   per_method = []
-  for m in METHODS:
+  for m in columns(results):
     per_method += [m, f"{m}_low", f"{m}_high"] + ([f"{m}_p_holm"] if m != "dvbpr" else [])
   fields = ["metric", "setting", *per_method, "h_vs_d", "h_vs_best", *_ceilings(oracle)]
   writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
@@ -205,7 +232,7 @@ def csv_text(results: Mapping[str, Mapping], oracle: Mapping[str, float] | None 
     key = row["key"]
     out = {"metric": key.replace("_cold_all_items", "").replace("_cold", ""),
            "setting": row["setting"]}
-    for m in METHODS:
+    for m in columns(results):
       record = results.get(m, {})
       interval = (record.get("ci95") or {}).get(key) or (None, None)
       out[m] = _finite_or_none(record.get(key))

@@ -92,12 +92,26 @@ def train_pairwise(method: str, catalog: catalog_lib.Catalog, item_features,
 
 def evaluate_scorer(method: str, catalog: catalog_lib.Catalog, item_features,
                     baseline: config_lib.BaselineConfig, folder, seed: int) -> dict:
-  """The record of a baseline with nothing to train (RAND, PopRank, VisRank): the
-  evaluator's figures, with its per-user values kept in `folder`."""
-  scorer = recommenders.build_scorer(method, catalog, item_features, seed=seed)
-  figures = evaluator_lib.Evaluator(catalog, baseline.sampled_negatives, seed=seed
-                                    ).evaluate_scores(scorer.score_rows, per_user=True)
+  """The record of a baseline with nothing to train (RAND, PopRank, VisRank; EASE and ItemKNN
+  at each value of their grid, the best on validation AUC kept, `params` and `grid` saying
+  which): the evaluator's figures, with the per-user values kept in `folder`."""
+  evaluator = evaluator_lib.Evaluator(catalog, baseline.sampled_negatives, seed=seed)
   keys = evaluator_lib.record_keys(baseline.sampled_negatives)
-  return {k: v for k, v in figures.items() if k in keys} | evaluator_lib.keep_per_user(
+  name = recommenders.TUNED_SCORERS.get(method)
+  values = {"penalty": baseline.ease_penalties,
+            "neighbours": baseline.knn_neighbours}.get(name, (None,))
+  best, grid = None, []
+  for value in values:
+    scorer = recommenders.build_scorer(method, catalog, item_features, seed=seed, value=value)
+    figures = evaluator.evaluate_scores(scorer.score_rows, per_user=True)
+    if name:
+      grid.append({"params": {name: value}, **{k: figures[k] for k in keys}})
+    if best is None or figures["auc_valid"] > best[1]["auc_valid"]:
+      best = (value, figures)
+  value, figures = best
+  record = {k: v for k, v in figures.items() if k in keys} | evaluator_lib.keep_per_user(
       figures, folder, baseline.bootstrap_resamples, seed)
+  if name:
+    record |= {"params": {name: value}, "grid": grid}
+  return record
 
