@@ -414,7 +414,8 @@ class BaselineConfig:
       benchmarks/README.md); FM and VBPR train with Adam at `learning_rate`.
     beyond_paper: add EASE and a content-based ItemKNN over the same features to Table III
       (False: the paper's columns only).
-    ease_penalties, knn_neighbours: their grids (lambda; k), chosen on validation AUC.
+    ease_penalties, knn_neighbours: their grids (lambda; k, 0: every other item), chosen on
+      validation AUC.
     vbpr_visual_bias: VBPR with He & McAuley's visual bias beta'^T f_i (False: the paper's
       eq. 2, without it).
     vbpr_reg_E: VBPR's lambda_E on E (and beta'), once per batch (None: the grid's reg).
@@ -436,7 +437,7 @@ class BaselineConfig:
   mf_learning_rate: float = 0.01
   beyond_paper: bool = False
   ease_penalties: tuple[float, ...] = (10.0, 100.0, 1000.0)
-  knn_neighbours: tuple[int, ...] = (10, 50, 200)
+  knn_neighbours: tuple[int, ...] = (10, 50, 200, 0)
   vbpr_visual_bias: bool = False
   vbpr_reg_E: float | None = None  # pylint: disable=invalid-name
 
@@ -445,7 +446,7 @@ class BaselineConfig:
     for value in self.ease_penalties:
       checks.number("ease_penalties", value, above=0)
     for value in self.knn_neighbours:
-      checks.integer("knn_neighbours", value, 1)
+      checks.integer("knn_neighbours", value, 0, note=" (0: every other item)")
     checks.number("mf_learning_rate", self.mf_learning_rate, above=0)
     if self.vbpr_reg_E is not None:
       checks.number("vbpr_reg_E", self.vbpr_reg_E, minimum=0)

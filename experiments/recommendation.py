@@ -141,6 +141,14 @@ def _print_summary(results: dict, work) -> None:
           f"  {'DVBPR exact AUC (test)':28s} {fmt(results['auc_test']):>10s} "
           f"{fmt(results['auc_test_cold']):>11s}",
           f"  {'DVBPR sampled-100 AUC (test)':28s} {fmt(results['auc_test_sampled100']):>10s}"]
+  interval = results.get("ci95") or {}
+  if interval.get("auc_test") and interval.get("auc_test_cold"):
+    rows.append(f"  {'  95% interval over users':28s} "
+                + " ".join(f"{interval[k][0]:.4f}-{interval[k][1]:.4f}"
+                           for k in ("auc_test", "auc_test_cold")))
+  for label, key in (("HR@20", "hr20_test"), ("NDCG@20", "ndcg20_test")):
+    rows.append(f"  {'DVBPR ' + label + ' (test)':28s} {fmt(results.get(key)):>10s} "
+                f"{fmt(results.get(key + '_cold')):>11s}")
   for ceiling, label in (("learnable", "learnable ceiling"),
                          ("oracle", "planted model (oracle)")):
     if f"{ceiling}_auc_test" in results:

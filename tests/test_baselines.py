@@ -561,8 +561,9 @@ def test_item_knn_against_a_loop():
       order = [j for j in np.argsort(-cosine[i]) if j != i][:k]
       expected[u, i] = sum(cosine[i, j] for j in set(items[users == u]) if j in order)
   np.testing.assert_allclose(scorer.score_rows(np.arange(3)), expected, rtol=1e-5, atol=1e-6)
-  # k >= N - 1: every other item is a neighbour.
-  every = item_knn.ItemKnnScorer(features, users, items, 3, neighbours=50)
-  np.testing.assert_allclose(every.score_rows(np.array([1]))[0],
-                             cosine[:, [2, 9]].sum(1) - np.isin(np.arange(12), [2, 9]),
-                             rtol=1e-5, atol=1e-6)
+  # k >= N - 1, and k = 0 (the closed form): every other item is a neighbour.
+  for k in (50, 0):
+    every = item_knn.ItemKnnScorer(features, users, items, 3, neighbours=k)
+    np.testing.assert_allclose(every.score_rows(np.array([1]))[0],
+                               cosine[:, [2, 9]].sum(1) - np.isin(np.arange(12), [2, 9]),
+                               rtol=1e-5, atol=1e-5)

@@ -122,7 +122,7 @@ def test_table3_smoke_run_and_resume(tiny_data_dir, tmp_path):
   # Beyond the paper's columns: EASE and ItemKNN, each at its best validation grid value.
   assert "(i) EASE" in table and "(j) ItemKNN (content)" in table
   assert set(results["ease"]["params"]) == {"penalty"}
-  assert len(results["item_knn"]["grid"]) == 3
+  assert len(results["item_knn"]["grid"]) == 4
   assert "ease" in results["paired_tests"]["auc_test"]
   found = report_checks.check_report(work, min_numbers=8 * 4)
   assert found["numbers"]["vbpr.auc_test_cold"] == results["vbpr"]["auc_test_cold"]

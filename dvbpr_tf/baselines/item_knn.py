@@ -9,6 +9,11 @@ user's training items among those neighbours,
 (I_u^+ as a set). Unlike VisRank, which averages a distance to every training item, only the
 k nearest neighbours count, so a few very similar items outweigh many loosely similar ones.
 The similarities are computed in blocks of rows; the neighbour lists are a sparse matrix.
+
+With k = 0 every other item is a neighbour, and the sum has a closed form with no item x item
+matrix: x_ui = u_i . (sum_{j in I_u^+} u_j) - [i in I_u^+], u the unit feature vectors. A
+small k leaves most items with a score of exactly 0 for a user (none of the user's items is
+among their neighbours); the exact AUC counts such ties against the held-out item.
 """
 
 from __future__ import annotations
@@ -57,17 +62,23 @@ class ItemKnnScorer:
   def __init__(self, features, train_users, train_items, num_users: int,
                neighbours: int = 50):
     features = bpr_mf.check_features(features)
-    checks.integer("neighbours", neighbours, 1)
+    checks.integer("neighbours", neighbours, 0, note=" (0: every other item)")
     num_items = len(features)
-    self.similar = neighbour_matrix(features, neighbours)
+    self.neighbours = int(neighbours)
+    norms = np.linalg.norm(features, axis=1, keepdims=True)
+    self.unit = (features / np.maximum(norms, 1e-12)).astype(np.float32)
+    self.similar = neighbour_matrix(features, neighbours) if neighbours else None
     pairs = np.unique(np.asarray(train_users, np.int64) * num_items
                       + np.asarray(train_items, np.int64))
     self.train_matrix = sparse.csr_matrix(
         (np.ones(len(pairs), np.float32), (pairs // num_items, pairs % num_items)),
         shape=(num_users, num_items))
-    self._similar_t = self.similar.T.tocsr()
+    self._similar_t = self.similar.T.tocsr() if self.similar is not None else None
 
   def score_rows(self, users: np.ndarray) -> np.ndarray:
     """[B, num_items] float32 scores of the given users."""
-    return np.asarray((self.train_matrix[np.asarray(users)] @ self._similar_t).todense(),
-                      np.float32)
+    rows = self.train_matrix[np.asarray(users)]
+    if self._similar_t is None:  # Every other item: the closed form.
+      scores = np.asarray(rows @ self.unit) @ self.unit.T
+      return (scores - rows.toarray()).astype(np.float32)
+    return np.asarray((rows @ self._similar_t).todense(), np.float32)

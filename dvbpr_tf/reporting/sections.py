@@ -215,6 +215,14 @@ def table3(results: Mapping[str, Any], methods: Sequence[str]) -> list[page.Sect
                for method in methods if method in results)
   blocks: list = [page.Grid(("test AUC, all items", "test AUC, cold items",
                              "sampled-100 AUC, test", "validation AUC"), rows), AUC_NOTE]
+  top_k = tuple((method, (f"{method}.hr20_test", f"{method}.ndcg20_test", f"{method}.mrr_test",
+                          f"{method}.hr20_test_cold", f"{method}.ndcg20_test_cold"))
+                for method in methods if "hr20_test" in results.get(method, {}))
+  if top_k:
+    blocks += [page.Grid(("HR@20", "NDCG@20", "MRR", "HR@20, cold", "NDCG@20, cold"), top_k),
+               "Full-ranking top-K on the test split (cold: the cold users ranked among cold "
+               "items); table3.md has K = 10, 20, 50, the 95% intervals and the paired tests "
+               "against DVBPR."]
   ceilings = [(label, (f"{c}_auc_test", f"{c}_auc_test_cold"))
               for c, label in (("learnable", "learnable ceiling (BPR on the true style), test"),
                                ("oracle", "planted model (oracle), test"))
