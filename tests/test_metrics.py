@@ -201,6 +201,8 @@ def test_sampled_auc_on_a_hand_worked_case():
   keys = metrics.train_pair_keys(np.array([0]), np.array([0]), 5)
   scores = np.array([[9.0, 2.0, 1.0, 3.0, 2.0]])
   assert metrics.sampled_auc(lambda u: scores[u], heldout, keys, 5) == pytest.approx(1 / 3)
+  np.testing.assert_allclose(
+      metrics.sampled_auc(lambda u: scores[u], heldout, keys, 5, per_user=True), [1 / 3])
 
 
 @pytest.mark.parametrize("n, draws", [(1000, 100), (120, 100)])  # Sparse and dense paths.

@@ -147,9 +147,12 @@ def _row_wins(scores: np.ndarray, positive: np.ndarray, candidates,
     below = np.empty(scores.shape[1], bool)
     for row in range(lo, hi):
       np.less(scores[row], positive[row], out=below)  # x_uj < x_ui: i ranks j below it.
-      wins[row] = np.count_nonzero(below)
-      candidate_wins[row] = np.count_nonzero(
-          below[:candidates] if prefix else np.logical_and(below, candidates, out=below))
+      if prefix:  # Candidates first: each column is counted once.
+        candidate_wins[row] = np.count_nonzero(below[:candidates])
+        wins[row] = candidate_wins[row] + np.count_nonzero(below[candidates:])
+      else:
+        wins[row] = np.count_nonzero(below)
+        candidate_wins[row] = np.count_nonzero(np.logical_and(below, candidates, out=below))
 
   bounds = np.linspace(0, len(scores), _COUNTING_THREADS + 1).astype(int)
   list(pool.map(count, bounds[:-1], bounds[1:]))  # list(): raises a thread's error here.

@@ -115,6 +115,8 @@ def _p(value) -> str:
   value = _finite_or_none(value)
   if value is None:
     return "n/a"
+  if value == 0:
+    return "< 1e-300"  # Below float64's range: the normal tail of a huge z.
   return f"{value:.2g}" if value >= 1e-4 else f"{value:.1e}"
 
 
@@ -195,7 +197,8 @@ def markdown(results: Mapping[str, Mapping], *, dataset: str, preset: str, grid:
       f"Cold Items: users whose test item has fewer than {protocol.COLD_THRESHOLD} training "
       f"observations, negatives restricted to items with fewer than {protocol.COLD_THRESHOLD} "
       "(this project's reading of the paper).",
-      f"Pre-trained features (VisRank, FM, VBPR): {features}.",
+      f"Pre-trained features (VisRank, FM, VBPR"
+      + (", ItemKNN" if "item_knn" in results else "") + f"): {features}.",
       f"Grid searched on validation AUC (WARP, BPR-MF, FM, VBPR): {grid}.",
       "Improvements are relative: (h - x) / x; \"h vs. best\" is against the best of the "
       "paper's (a)-(g)" + (", EASE and ItemKNN (beyond the paper) are not in it." if any(
