@@ -273,11 +273,17 @@ def _params(record: dict) -> str:
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("dataset", "fashion_mnist_shoppers/demo", "The dataset (built or built now).")
-flags.DEFINE_string("data_dir", "data/tfds", "TFDS data dir.")
-flags.DEFINE_string("manual_dir", None, "Where the dataset's source files are, if needed.")
-flags.DEFINE_enum("size", "full", list(SIZES), "tiny: seconds; full: the README's table.")
-flags.DEFINE_string("output", "runs/benchmarks/peers.json", "Where the JSON goes.")
+
+
+def define_flags() -> None:
+  """The command's flags, defined only when it runs as a program (`benchmarks.run` defines a
+  `--size` of its own, and the tests import both modules)."""
+  flags.DEFINE_string("dataset", "fashion_mnist_shoppers/demo",
+                      "The dataset (built or built now).")
+  flags.DEFINE_string("data_dir", "data/tfds", "TFDS data dir.")
+  flags.DEFINE_string("manual_dir", None, "Where the dataset's source files are, if needed.")
+  flags.DEFINE_enum("size", "full", list(SIZES), "tiny: seconds; full: the README's table.")
+  flags.DEFINE_string("output", "runs/benchmarks/peers.json", "Where the JSON goes.")
 
 
 def main(argv) -> None:
@@ -298,4 +304,5 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -31,3 +31,15 @@ def test_side_by_side_on_the_tiny_catalog(tiny_catalog, tmp_path):
       for key in peers_bench.SHOWN:
         assert 0.0 <= row[side][key] <= 1.0, (row["peer"], side, key)
   assert "| bpr_mf (" in peers_bench.markdown(document)
+
+
+def test_the_command_says_what_to_install_without_the_peers(tmp_path):
+  import subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-imports
+  from tests.conftest import REPO  # pylint: disable=g-import-not-at-top
+  if peers_bench.peers_available():
+    pytest.skip("the peers are installed here")
+  done = subprocess.run([sys.executable, "-m", "benchmarks.peers_bench",
+                         f"--data_dir={tmp_path}"], cwd=REPO, capture_output=True, text=True,
+                        timeout=120)
+  assert done.returncode != 0
+  assert "pip install -e '.[peers]'" in done.stderr and "Traceback" not in done.stderr
