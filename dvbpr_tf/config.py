@@ -319,6 +319,9 @@ class TrainConfig:
     epochs: passes; an epoch is `num_train // batch_size` steps (the authors' definition).
     steps_per_epoch: overrides that definition when > 0 (for smoke runs).
     steps_per_loop: steps per compiled call and per progress line.
+    jit_compile: compile the training step with XLA (for an accelerator; on a CPU it is
+      slower at these batch sizes). Steps that draw random numbers (dropout, GAN's z, WARP's
+      candidates) draw other values under XLA: the same distributions, another stream.
     checkpoint_every_steps: extra checkpoints inside an epoch (0: epoch ends only).
     eval_batch_size: images per batch when embedding the catalog.
     sampled_negatives: negatives of the authors' sampled AUC (100).
@@ -333,6 +336,7 @@ class TrainConfig:
   epochs: int = 20
   steps_per_epoch: int = 0
   steps_per_loop: int = 50
+  jit_compile: bool = False
   checkpoint_every_steps: int = 0
   eval_batch_size: int = 256
   sampled_negatives: int = 100
@@ -404,6 +408,7 @@ class BaselineConfig:
     sampled_negatives: items per user of the authors' sampled AUC (100).
     features: the pre-trained feature source of VisRank, FM and VBPR
       (see `features.sources.feature_source_from_name`).
+    jit_compile: compile each training step with XLA (see TrainConfig).
     patience: a grid point stops when its validation AUC has not improved for this many
       epochs (0: never); its best-validation checkpoint is its result either way.
     bootstrap_resamples: resamples of the users for the 95% intervals and the paired
@@ -428,6 +433,7 @@ class BaselineConfig:
   epochs: int = 100
   steps_per_epoch: int = 0
   steps_per_loop: int = 50
+  jit_compile: bool = False
   warp_max_sampled: int = 10
   sampled_negatives: int = 100
   features: str = "category_cnn"
@@ -491,6 +497,9 @@ class GanTrainConfig:
     epochs: passes; an epoch is num_items // batch_size steps (the authors' definition).
     steps_per_epoch: overrides that definition when > 0 (smoke runs).
     steps_per_loop: steps per compiled call and per progress line.
+    jit_compile: compile the training step with XLA (for an accelerator; on a CPU it is
+      slower at these batch sizes). Steps that draw random numbers (dropout, GAN's z, WARP's
+      candidates) draw other values under XLA: the same distributions, another stream.
     sample_every_steps: steps between checkpoints with a sample grid and the fidelity
       figures (colours, classifier Fréchet distance) in TensorBoard (0: at the end only).
     samples_per_category: columns of the sample grid.
@@ -529,6 +538,7 @@ class GanTrainConfig:
   epochs: int = 30
   steps_per_epoch: int = 0
   steps_per_loop: int = 50
+  jit_compile: bool = False
   sample_every_steps: int = 1000
   samples_per_category: int = 8
   fidelity_samples: int = 600

@@ -39,7 +39,8 @@ def run(spec: common.RunSpec, config: config_lib.GanTrainConfig, catalog=None) -
   loop = trainer_lib.LoopConfig(
       epochs=config.epochs, steps_per_epoch=task.steps_per_epoch,
       steps_per_loop=min(config.steps_per_loop, task.steps_per_epoch),
-      checkpoint_every_steps=config.sample_every_steps, best_metric="")
+      checkpoint_every_steps=config.sample_every_steps, best_metric="",
+      jit_compile=config.jit_compile)
   logging.info("GAN: %d generator and %d discriminator parameters, %d categories, %dx%d; "
                "%d epochs of %d steps", task.generator.count_params(),
                task.discriminator.count_params(), catalog.num_categories,

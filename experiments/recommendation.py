@@ -43,6 +43,7 @@ def run(spec: common.RunSpec, config: config_lib.DvbprConfig, catalog=None) -> d
       steps_per_loop=config.train.steps_per_loop,
       checkpoint_every_steps=config.train.checkpoint_every_steps,
       patience=config.train.patience,
+      jit_compile=config.train.jit_compile,
       run_eagerly=config.train.run_eagerly)
   logging.info("DVBPR: %d parameters in the tower, %d users x K=%d; %d epochs of %d steps",
                task.model.tower.count_params(), catalog.num_users,

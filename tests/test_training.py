@@ -251,3 +251,42 @@ def test_patience_stops_after_that_many_epochs_without_improvement_and_a_rerun_s
   again = make_trainer().run()  # Resumes at step 8, sees the exhausted patience, trains nothing.
   assert again["steps"] == 8 and again["stopped_early_at_epoch"] == 4
   assert len(again["history"]) == 4
+
+
+def _four_steps(task, tmp_path, jit):
+  task.evaluate = lambda per_user=False: {}
+  loop = trainer_lib.LoopConfig(epochs=1, steps_per_epoch=4, steps_per_loop=2, jit_compile=jit,
+                                best_metric="")
+  summary = trainer_lib.Trainer(task, loop, workdir_lib.Workdir(tmp_path / str(jit))).run()
+  return summary["last_metrics"]
+
+
+@pytest.mark.parametrize("model", ["bpr_mf", "dvbpr"])
+def test_xla_steps_train_to_the_same_weights(tiny_catalog, tmp_path, model):
+  """Without random draws in the step (DVBPR without dropout), XLA gives the plain step's
+  losses and weights up to float rounding."""
+  from dvbpr_tf.baselines import recommenders  # pylint: disable=g-import-not-at-top
+  from dvbpr_tf.training import pairwise_task  # pylint: disable=g-import-not-at-top
+
+  def make():
+    if model == "dvbpr":
+      return dvbpr_task.DvbprTask(tiny_catalog, config_lib.override(
+          config_lib.preset("smoke").dvbpr, {"tower.dropout": 0.0}))
+    net, sampler = recommenders.build_pairwise("bpr_mf", tiny_catalog, dim=4, reg=0.01)
+    return pairwise_task.PairwiseTask(net, tiny_catalog, batch_size=16, learning_rate=0.01,
+                                      algorithm="sgd", sampler=sampler, sampled_negatives=0)
+
+  plain, fast = make(), make()
+  a, b = _four_steps(plain, tmp_path, False), _four_steps(fast, tmp_path, True)
+  for key in a:
+    assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), key
+  for x, y in zip(plain.model.trainable_variables, fast.model.trainable_variables):
+    np.testing.assert_allclose(y.numpy(), x.numpy(), atol=1e-5)
+
+
+def test_xla_gan_step_runs(tiny_catalog, tmp_path):
+  """The GAN's step draws z inside it: under XLA another stream, so finite losses only."""
+  from dvbpr_tf.training import gan_task  # pylint: disable=g-import-not-at-top
+  metrics = _four_steps(gan_task.GanTask(tiny_catalog, config_lib.preset("smoke").gan),
+                        tmp_path, True)
+  assert all(np.isfinite(v) for v in metrics.values()), metrics

@@ -76,7 +76,7 @@ def train_pairwise(method: str, catalog: catalog_lib.Catalog, item_features,
                                       baseline.batch_size, baseline.steps_per_epoch)
   loop = trainer_lib.LoopConfig(epochs=baseline.epochs, steps_per_epoch=steps,
                                 steps_per_loop=min(baseline.steps_per_loop, steps),
-                                patience=baseline.patience)
+                                patience=baseline.patience, jit_compile=baseline.jit_compile)
   trainer = trainer_lib.Trainer(task, loop, workdir, strategy=strategy)
   summary = trainer.run()
   best = summary["best"] or {}

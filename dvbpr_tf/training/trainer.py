@@ -106,6 +106,8 @@ class LoopConfig:
     patience: stop once `best_metric` has not improved for this many epoch-end evaluations
       (0: train all epochs). The best checkpoint is kept either way; a rerun of a run that
       stopped early stops again at once.
+    jit_compile: compile the training step with XLA (`tf.function(jit_compile=True)`; the
+      loop around it, which reads the input pipeline, stays a plain tf.function).
     run_eagerly: run the step without tf.function (debugging).
   """
 
@@ -116,6 +118,7 @@ class LoopConfig:
   keep_checkpoints: int = 2
   best_metric: str = "auc_valid"
   patience: int = 0
+  jit_compile: bool = False
   run_eagerly: bool = False
 
   def __post_init__(self):
@@ -278,11 +281,14 @@ class Trainer:
 
   def _compiled_loop(self):
     task, step, strategy = self.task, self.step, self.strategy
+    train_step = task.train_step
+    if self.config.jit_compile and not self.config.run_eagerly:
+      train_step = tf.function(task.train_step, jit_compile=True)
 
     def one_step(batch):
       if strategy is None:
-        return task.train_step(batch)
-      shares = strategy.run(task.train_step, args=(batch,))
+        return train_step(batch)
+      shares = strategy.run(train_step, args=(batch,))
       return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, shares[k], axis=None)
               for k in task.metric_names}
 
