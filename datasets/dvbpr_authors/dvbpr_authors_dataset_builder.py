@@ -40,10 +40,10 @@ McAuley's data page at UCSD (the McAuley lab's recommender-systems datasets). Ea
 manual directory (by default `<data_dir>/downloads/manual/`, or the `manual_dir` of
 `tfds.download.DownloadConfig`):
 
-  AmazonFashion6ImgPartitioned.npy   -> configs amazon_fashion, amazon_fashion_64
-  AmazonWomenWithImgPartitioned.npy  -> configs amazon_women,   amazon_women_64
-  AmazonMenWithImgPartitioned.npy    -> configs amazon_men,     amazon_men_64
-  TradesyImgPartitioned.npy          -> configs tradesy,        tradesy_64
+  AmazonFashion6ImgPartitioned.npy   -> configs amazon_fashion, amazon_fashion_64, _224
+  AmazonWomenWithImgPartitioned.npy  -> configs amazon_women,   amazon_women_64,   _224
+  AmazonMenWithImgPartitioned.npy    -> configs amazon_men,     amazon_men_64,     _224
+  TradesyImgPartitioned.npy          -> configs tradesy,        tradesy_64,        _224
 
 The files are pickles: this builder reads them with a restricted unpickler that admits only
 builtin containers and NumPy array reconstruction, never with np.load(allow_pickle=True).
@@ -88,11 +88,13 @@ def _configs() -> list[DvbprAuthorsConfig]:
         name=name, filename=filename, image_size=None,
         description=f"{title} from {filename}, images at their original size.",
     ))
-  for name, filename, title in _SOURCES:
-    configs.append(DvbprAuthorsConfig(
-        name=f"{name}_64", filename=filename, image_size=64,
-        description=f"{title} from {filename}, images resized to 64x64 (CPU runs, the GAN).",
-    ))
+  for size, use in ((64, "CPU runs, the GAN"),
+                    (224, "the paper's input size: training decodes them with no resize")):
+    for name, filename, title in _SOURCES:
+      configs.append(DvbprAuthorsConfig(
+          name=f"{name}_{size}", filename=filename, image_size=size,
+          description=f"{title} from {filename}, images resized to {size}x{size} ({use}).",
+      ))
   return configs
 
 

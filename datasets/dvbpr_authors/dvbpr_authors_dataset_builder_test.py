@@ -19,8 +19,9 @@ class DvbprAuthorsTest(tfds.testing.DatasetBuilderTestCase):
     self.assertEqual(configs["amazon_women"].filename, "AmazonWomenWithImgPartitioned.npy")
     self.assertIsNone(configs["tradesy"].image_size)
     self.assertEqual(configs["tradesy_64"].image_size, 64)
+    self.assertEqual(configs["amazon_fashion_224"].image_size, 224)
     self.assertEqual(configs["tradesy_64"].filename, "TradesyImgPartitioned.npy")
-    self.assertLen(configs, 8)
+    self.assertLen(configs, 12)
     with self.assertRaises(dataclasses.FrozenInstanceError):
       configs["amazon_men"].image_size = 32
 
