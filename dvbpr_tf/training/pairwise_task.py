@@ -83,7 +83,8 @@ def train_pairwise(method: str, catalog: catalog_lib.Catalog, item_features,
   keys = evaluator_lib.record_keys(baseline.sampled_negatives)
   record = {k: best.get(k) for k in keys} | {
       "best_epoch": best.get("epoch"), "epochs_trained": len(summary["history"]),
-      "stopped_early_at_epoch": summary["stopped_early_at_epoch"]}
+      "stopped_early_at_epoch": summary["stopped_early_at_epoch"],
+      "train_pairs_per_second": summary["train_rate_median"]}
   if trainer.restore_best() is not None:  # The best checkpoint's users, for Table III's tests.
     record.update(evaluator_lib.keep_per_user(task.evaluate(per_user=True), workdir.root,
                                               baseline.bootstrap_resamples, seed))
