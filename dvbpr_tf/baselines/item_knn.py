@@ -25,11 +25,14 @@ from dvbpr_tf.baselines import bpr_mf
 from dvbpr_tf.core import checks
 
 
-def neighbour_matrix(features: np.ndarray, k: int, block: int = 1024) -> sparse.csr_matrix:
-  """[N, N] CSR: row i holds s_ij for i's k most similar items j != i."""
+def unit_vectors(features: np.ndarray) -> np.ndarray:
+  """float32 rows scaled to length 1 (a zero row stays zero): their dot products are cosines."""
   features = np.asarray(features, np.float32)
-  norms = np.linalg.norm(features, axis=1, keepdims=True)
-  unit = features / np.maximum(norms, 1e-12)
+  return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+
+
+def neighbour_matrix(unit: np.ndarray, k: int, block: int = 1024) -> sparse.csr_matrix:
+  """[N, N] CSR from unit vectors: row i holds s_ij for i's k most similar items j != i."""
   n = len(unit)
   k = min(k, n - 1)
   rows, cols, values = [], [], []
@@ -65,9 +68,8 @@ class ItemKnnScorer:
     checks.integer("neighbours", neighbours, 0, note=" (0: every other item)")
     num_items = len(features)
     self.neighbours = int(neighbours)
-    norms = np.linalg.norm(features, axis=1, keepdims=True)
-    self.unit = (features / np.maximum(norms, 1e-12)).astype(np.float32)
-    self.similar = neighbour_matrix(features, neighbours) if neighbours else None
+    self.unit = unit_vectors(features)
+    self.similar = neighbour_matrix(self.unit, neighbours) if neighbours else None
     pairs = np.unique(np.asarray(train_users, np.int64) * num_items
                       + np.asarray(train_items, np.int64))
     self.train_matrix = sparse.csr_matrix(

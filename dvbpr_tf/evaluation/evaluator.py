@@ -35,15 +35,6 @@ SPLIT_KEYS = {"validation": "valid", "test": "test"}
 SAMPLED_NEGATIVES = 100  # The authors' code's sampled AUC draws 100 items per user.
 
 
-def _metric_names() -> tuple[str, ...]:
-  """The exact figures' names without a split, in the order of `metrics.per_user_values`."""
-  names = ["auc", "auc_cold"]
-  top_k = [f"{m}{k}" for k in metrics.TOP_K for m in ("hr", "ndcg")] + ["mrr"]
-  for suffix in ("", *metrics.COLD_SETTINGS):
-    names += [name + suffix for name in top_k]
-  return tuple(names)
-
-
 def split_key(name: str, split: str) -> str:
   """`auc_cold`, `test` -> `auc_test_cold`; `hr10` -> `hr10_test`: the split after the
   metric's first word."""
@@ -59,7 +50,7 @@ def metric_keys(sampled_negatives: int = SAMPLED_NEGATIVES) -> tuple[str, ...]:
     keys += [f"auc_{split}", f"auc_{split}_cold"]
     if sampled_negatives:
       keys.append(f"auc_{split}_sampled{sampled_negatives}")
-    keys += [split_key(name, split) for name in _metric_names()[2:]]
+    keys += [split_key(name, split) for name in metrics.figure_names()[2:]]
   return tuple(keys)
 
 
@@ -178,13 +169,13 @@ class Evaluator:
     for split, key in SPLIT_KEYS.items():
       heldout = self.heldout[split]
       figures = exact(heldout)
-      for name in _metric_names():
+      for name in metrics.figure_names():
         result[split_key(name, key)] = figures[name]
       result[f"num_users_{key}_cold"] = figures["num_users_cold"]
       if per_user:
         values[f"users_{key}"] = heldout.users
         values.update({split_key(name, key): figures["per_user"][name]
-                       for name in _metric_names()})
+                       for name in metrics.figure_names()})
       if self.sampled_negatives:
         sampled_key = f"auc_{key}_sampled{self.sampled_negatives}"
         sampled = metrics.sampled_auc(

@@ -295,6 +295,14 @@ def top_k_values(rank: np.ndarray, ks: Sequence[int] = TOP_K) -> dict:
   return values
 
 
+def figure_names(ks: Sequence[int] = TOP_K) -> tuple[str, ...]:
+  """The names `per_user_values` returns, in its order: `auc`, `auc_cold`, then the top-K
+  names with no suffix, `_cold` and `_cold_all_items`."""
+  top_k = [f"{m}{k}" for k in ks for m in ("hr", "ndcg")] + ["mrr"]
+  return ("auc", "auc_cold") + tuple(name + suffix for suffix in ("", *COLD_SETTINGS)
+                                     for name in top_k)
+
+
 def per_user_values(counts: _Counts, cold_users: np.ndarray,
                     ks: Sequence[int] = TOP_K) -> dict:
   """Every metric of every evaluated user, [E] float64 each, NaN where it does not apply (no

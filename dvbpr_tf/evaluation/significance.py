@@ -42,6 +42,13 @@ def _resampled_means(values: np.ndarray, resamples: int, seed) -> np.ndarray:
   return means
 
 
+def _interval(means: np.ndarray, level: float) -> tuple[float, float]:
+  """The central `level` percentile interval of resampled means."""
+  tail = 100 * (1 - level) / 2
+  low, high = np.percentile(means, [tail, 100 - tail])
+  return float(low), float(high)
+
+
 def bootstrap_interval(values, resamples: int = 1000, seed=0,
                        level: float = LEVEL) -> tuple[float, float]:
   """The `level` percentile bootstrap interval of the mean of `values` over users.
@@ -52,10 +59,7 @@ def bootstrap_interval(values, resamples: int = 1000, seed=0,
   values = _finite(values)
   if len(values) < 2 or resamples < 1:
     return float("nan"), float("nan")
-  means = _resampled_means(values, resamples, seed)
-  tail = 100 * (1 - level) / 2
-  low, high = np.percentile(means, [tail, 100 - tail])
-  return float(low), float(high)
+  return _interval(_resampled_means(values, resamples, seed), level)
 
 
 def _pairs(a, b) -> np.ndarray:
@@ -80,14 +84,13 @@ def paired_bootstrap(a, b, resamples: int = 1000, seed=0, level: float = LEVEL) 
     return result
   mean = float(differences.mean())
   means = _resampled_means(differences, resamples, seed)
-  tail = 100 * (1 - level) / 2
-  low, high = np.percentile(means, [tail, 100 - tail])
+  low, high = _interval(means, level)
   se = float(means.std(ddof=1))
   if se > 0:
     p_value = float(2 * stats.norm.sf(abs(mean) / se))
   else:  # Every resample has one mean: the differences are all equal.
     p_value = 1.0 if mean == 0 else 0.0
-  result.update(difference=mean, low=float(low), high=float(high), p_value=p_value)
+  result.update(difference=mean, low=low, high=high, p_value=p_value)
   return result
 
 

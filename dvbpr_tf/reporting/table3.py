@@ -53,6 +53,11 @@ def improvement(h: float | None, x: float | None) -> float | None:
   return (h - x) / x
 
 
+def _has_top_k(results: Mapping[str, Mapping]) -> bool:
+  """Whether the records hold the top-K figures (runs before them do not)."""
+  return any(top_k_key("hr10", "") in r for r in results.values() if isinstance(r, Mapping))
+
+
 def top_k_key(metric: str, suffix: str) -> str:
   """`hr10`, `_cold` -> `hr10_test_cold`: the test figure's key."""
   return f"{metric}_test{suffix}"
@@ -178,7 +183,7 @@ def markdown(results: Mapping[str, Mapping], *, dataset: str, preset: str, grid:
       cells += [_fmt(row.get(c)) for c in _ceilings(oracle)]
       out.append("| " + " | ".join(cells) + " |")
     out.append("")
-  if any(top_k_key("hr10", "") in r for r in results.values() if isinstance(r, Mapping)):
+  if _has_top_k(results):
     header = ["Metric", "Setting"] + [f"({LETTERS[m]}) {LABELS[m]}" for m in columns(results)]
     out += ["## Top-K on the full ranking (test)", "", "| " + " | ".join(header) + " |",
             "|" + "---|" * len(header)]
@@ -228,7 +233,7 @@ def csv_text(results: Mapping[str, Mapping], oracle: Mapping[str, float] | None 
   writer.writeheader()
   rows = [row for metric in ("auc_test", "auc_test_sampled100")
           for row in table_rows(results, metric, oracle)]
-  if any(top_k_key("hr10", "") in r for r in results.values() if isinstance(r, Mapping)):
+  if _has_top_k(results):
     rows += [{"key": top_k_key(metric, suffix), "setting": setting}
              for setting, suffix in TOP_K_SETTINGS for _, metric in TOP_K_METRICS]
   for row in rows:
