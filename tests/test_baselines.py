@@ -193,6 +193,82 @@ def test_warp_pair_without_violator_contributes_nothing():
   assert float(model.loss_terms(only_quiet)["warp"]) == 0.0
 
 
+# --- the fast SGD path of BPR-MF and WARP --------------------------------------------------
+
+
+def _reference_sgd_step(model, batch, rate):
+  """GradientTape + keras SGD on `loss_terms`: what `sgd_step` must equal."""
+  optimizer = keras.optimizers.SGD(learning_rate=rate)
+  with tf.GradientTape() as tape:
+    terms = model.loss_terms(batch, training=True)
+  grads = tape.gradient(terms["loss"], model.trainable_variables)
+  optimizer.apply_gradients(zip(grads, model.trainable_variables))
+  return terms, [tf.convert_to_tensor(g).numpy() for g in grads]
+
+
+def _fast_and_reference(make, batch, rate=0.1):
+  """(terms, weights after, gradients implied by the step) of both paths from equal weights."""
+  out = []
+  for fast in (True, False):
+    model = make()
+    before = [v.numpy().copy() for v in model.trainable_variables]
+    if fast:
+      terms, grads = model.sgd_step(batch, rate), None
+    else:
+      terms, grads = _reference_sgd_step(model, batch, rate)
+    after = [v.numpy() for v in model.trainable_variables]
+    implied = [(b - a) / rate for b, a in zip(before, after)]
+    out.append(({k: float(v) for k, v in terms.items()}, after, implied, grads))
+  return out
+
+
+def _check_fast_equals_reference(make, batch):
+  (t_fast, w_fast, g_fast, _), (t_ref, w_ref, g_ref, grads) = _fast_and_reference(make, batch)
+  assert t_fast == pytest.approx(t_ref, rel=1e-6, abs=1e-7)
+  for a, b in zip(w_fast, w_ref):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  for implied, tape in zip(g_fast, grads):  # The fast step's gradient is the tape's.
+    np.testing.assert_allclose(implied, tape, rtol=1e-3, atol=1e-4)
+  assert any(np.abs(g).max() > 1e-3 for g in g_ref)  # The step moved something.
+
+
+def test_bpr_mf_fast_step_equals_tape_and_sgd():
+  """Repeated users and items (their gradients add up) and a regulariser."""
+  rng = np.random.default_rng(3)
+  weights = dict(gamma_user=rng.normal(size=(4, 3)), gamma_item=rng.normal(size=(6, 3)),
+                 beta_item=rng.normal(size=6))
+
+  def make():
+    model = bpr_mf.BprMf(4, 6, bpr_mf.MfConfig(dim=3, reg=0.3))
+    _assign(model, **weights)
+    return model
+
+  batch = {"user": _ids([0, 1, 1, 3, 0, 2]), "pos": _ids([1, 1, 4, 5, 2, 1]),
+           "neg": _ids([2, 0, 1, 1, 2, 3]), "batch": _ids([0] * 6)}
+  _check_fast_equals_reference(make, batch)
+
+
+def test_warp_fast_step_equals_tape_and_sgd():
+  """Pairs with and without a violator, repeated rows, a regulariser."""
+  sampler, _ = _crowded_sampler()
+  rng = np.random.default_rng(4)
+  weights = dict(gamma_user=rng.normal(size=(3, 3)), gamma_item=rng.normal(size=(12, 3)),
+                 beta_item=rng.normal(size=12) * 2)
+
+  def make():
+    model = warp.WarpMf(3, 12, sampler.contains, warp.WarpConfig(dim=3, reg=0.2, max_sampled=3))
+    _assign(model, **weights)
+    return model
+
+  batch = sampler.sample(tf.constant(7, tf.int64), 24)
+  found = make()._warp(batch)[3].numpy()  # pylint: disable=protected-access
+  assert 0 < found.sum() < len(found)  # Both kinds of pairs are in the batch.
+  _check_fast_equals_reference(make, batch)
+  prepared = make().prepare_batch(batch)  # Candidates drawn ahead: the same loss.
+  assert float(make().loss_terms(prepared)["loss"]) == pytest.approx(
+      float(make().loss_terms(batch)["loss"]), rel=1e-6)
+
+
 # --- FM -----------------------------------------------------------------------------------
 
 

@@ -65,3 +65,15 @@ def test_a_user_owning_every_item_is_refused():
   import pytest  # pylint: disable=g-import-not-at-top
   with pytest.raises(ValueError, match="no negative"):
     sampler_lib.TripletSampler([0, 0], [0, 1], 1, 2)
+
+
+def test_without_negatives_the_users_and_positives_are_the_same():
+  users, items = [0, 0, 1, 2, 2, 2], [0, 1, 2, 0, 3, 4]
+  full = sampler_lib.TripletSampler(users, items, 3, 6, seed=2)
+  bare = sampler_lib.TripletSampler(users, items, 3, 6, seed=2, draw_negatives=False)
+  for index in range(3):
+    a = full.sample(tf.constant(index, tf.int64), 32)
+    b = bare.sample(tf.constant(index, tf.int64), 32)
+    assert "neg" in a and "neg" not in b
+    for key in ("user", "pos", "batch"):
+      np.testing.assert_array_equal(a[key].numpy(), b[key].numpy())

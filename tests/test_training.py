@@ -261,10 +261,11 @@ def _four_steps(task, tmp_path, jit):
   return summary["last_metrics"]
 
 
-@pytest.mark.parametrize("model", ["bpr_mf", "dvbpr"])
+@pytest.mark.parametrize("model", ["bpr_mf", "bpr_mf_tape", "warp", "fm", "dvbpr"])
 def test_xla_steps_train_to_the_same_weights(tiny_catalog, tmp_path, model):
-  """Without random draws in the step (DVBPR without dropout), XLA gives the plain step's
-  losses and weights up to float rounding."""
+  """Without random draws in the step (DVBPR without dropout; WARP's candidates are drawn by
+  `prepare_batch`, outside the XLA cluster), XLA gives the plain step's losses and weights
+  up to float rounding; BPR-MF by its fast step and by GradientTape + SGD, FM by Adam."""
   from dvbpr_tf.baselines import recommenders  # pylint: disable=g-import-not-at-top
   from dvbpr_tf.training import pairwise_task  # pylint: disable=g-import-not-at-top
 
@@ -272,11 +273,17 @@ def test_xla_steps_train_to_the_same_weights(tiny_catalog, tmp_path, model):
     if model == "dvbpr":
       return dvbpr_task.DvbprTask(tiny_catalog, config_lib.override(
           config_lib.preset("smoke").dvbpr, {"tower.dropout": 0.0}))
-    net, sampler = recommenders.build_pairwise("bpr_mf", tiny_catalog, dim=4, reg=0.01)
+    method = model.replace("_tape", "")
+    features = np.random.default_rng(0).normal(size=(tiny_catalog.num_items, 5))
+    net, sampler = recommenders.build_pairwise(method, tiny_catalog, features, dim=4, reg=0.01)
     return pairwise_task.PairwiseTask(net, tiny_catalog, batch_size=16, learning_rate=0.01,
-                                      algorithm="sgd", sampler=sampler, sampled_negatives=0)
+                                      algorithm="adam" if method == "fm" else "sgd",
+                                      sampler=sampler, sampled_negatives=0,
+                                      fused_sgd=not model.endswith("_tape"))
 
   plain, fast = make(), make()
+  if model != "dvbpr":  # The fast step where it applies: SGD on BPR-MF and WARP.
+    assert plain.fused_sgd == (model in ("bpr_mf", "warp"))
   a, b = _four_steps(plain, tmp_path, False), _four_steps(fast, tmp_path, True)
   for key in a:
     assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), key

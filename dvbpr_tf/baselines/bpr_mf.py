@@ -15,6 +15,19 @@ x_ui = beta_i + gamma_u . gamma_i. The minimised loss, as the DVBPR loss a sum o
 over the batch's rows (a row drawn twice counts twice), l2_loss(t) = sum(t^2) / 2. All
 parameters start N(0, 0.01^2).
 
+The fast path (`sgd_step`, used under plain SGD): one step with the gradient written out
+instead of taken by GradientTape. With dL/dx_ui = a and dL/dx_uj = b per pair (BPR:
+a = -sigmoid(x_uj - x_ui), b = -a),
+
+    dL/dgamma_u = a gamma_i + b gamma_j + reg gamma_u,
+    dL/dgamma_i = a gamma_u + reg gamma_i,     dL/dbeta_i = a + reg beta_i,
+    dL/dgamma_j = b gamma_u + reg gamma_j,     dL/dbeta_j = b + reg beta_j,
+
+every value read before any row moves, each row moved by -rate times the sum of its
+gradients over the batch (a scatter_sub of the rows used: what SGD does with the
+IndexedSlices gradient of tf.gather). It is the update of `keras.optimizers.SGD` on
+`loss_terms` (tests/test_baselines.py compares the two) with about half the ops.
+
 The helpers (`check_features`, `add_normal_weight`, `add_constant_weight`) and the base class
 `BprModel` are shared by the other baselines.
 """
@@ -87,6 +100,33 @@ class MfConfig:
     checks.number("reg", self.reg, minimum=0)
 
 
+def scatter_sub(variable, rows: tf.Tensor, delta: tf.Tensor) -> None:
+  """variable[rows] -= delta, summed over repeated rows; only those rows are written."""
+  variable.value.scatter_sub(tf.IndexedSlices(delta, rows))
+
+
+@dataclasses.dataclass(frozen=True)
+class PairRows:
+  """The rows a pairwise step of eq. 1's predictor reads: indices and values [B] / [B, K]."""
+
+  users: tf.Tensor
+  pos: tf.Tensor
+  neg: tf.Tensor
+  gamma_u: tf.Tensor
+  gamma_i: tf.Tensor
+  gamma_j: tf.Tensor
+  beta_i: tf.Tensor
+  beta_j: tf.Tensor
+
+  @property
+  def x_ui(self) -> tf.Tensor:
+    return tf.reduce_sum(self.gamma_u * self.gamma_i, axis=-1) + self.beta_i
+
+  @property
+  def x_uj(self) -> tf.Tensor:
+    return tf.reduce_sum(self.gamma_u * self.gamma_j, axis=-1) + self.beta_j
+
+
 class BprModel(keras.Model):
   """A model trained by summed BPR plus its own regulariser: subclasses define
   `score(users, items)` (aligned pairs) and `regularization(users, pos, neg)`."""
@@ -150,16 +190,52 @@ class BprMf(BprModel):
     del training
     return self.score_rows(users)
 
-  def item_rows_l2(self, items: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor:
+  def item_rows_l2(self, items: tf.Tensor) -> tf.Tensor:
     """l2_loss(gamma_i) + l2_loss(beta_i) over the rows `items` [B] (a row listed twice
-    counts twice); `mask` [B] (1 or 0) leaves rows out."""
-    gamma, beta = tf.gather(self.gamma_item, items), tf.gather(self.beta_item, items)
-    if mask is not None:
-      gamma, beta = gamma * mask[:, tf.newaxis], beta * mask
-    return losses.l2_loss(gamma) + losses.l2_loss(beta)
+    counts twice)."""
+    return (losses.l2_loss(tf.gather(self.gamma_item, items))
+            + losses.l2_loss(tf.gather(self.beta_item, items)))
 
   def regularization(self, users: tf.Tensor, pos: tf.Tensor, neg: tf.Tensor) -> tf.Tensor:
     """reg * l2_loss of the batch's rows gamma_u, gamma_i, gamma_j, beta_i, beta_j."""
     return self.config.reg * (losses.l2_loss(tf.gather(self.gamma_user, users))
                               + self.item_rows_l2(pos) + self.item_rows_l2(neg))
+
+  # --- the fast path (module docstring) ---------------------------------------------------
+
+  def pair_rows(self, users: tf.Tensor, pos: tf.Tensor, neg: tf.Tensor) -> PairRows:
+    """The rows of the triplets (users[k], pos[k], neg[k]), read now."""
+    return PairRows(users, pos, neg, tf.gather(self.gamma_user, users),
+                    tf.gather(self.gamma_item, pos), tf.gather(self.gamma_item, neg),
+                    tf.gather(self.beta_item, pos), tf.gather(self.beta_item, neg))
+
+  def descend(self, rows: PairRows, d_pos: tf.Tensor, d_neg: tf.Tensor, rate,
+              neg_weight: tf.Tensor | None = None) -> None:
+    """One SGD step on the rows, given dL/dx_ui = `d_pos` and dL/dx_uj = `d_neg` [B] and
+    the regulariser reg * (l2_loss of gamma_u, gamma_i, beta_i, and, weighted by
+    `neg_weight` [B] (default 1), of gamma_j, beta_j)."""
+    reg = self.config.reg
+    neg_reg = reg * (tf.ones_like(d_neg) if neg_weight is None else neg_weight)  # [B]
+    a, b = d_pos[:, tf.newaxis], d_neg[:, tf.newaxis]
+    grad_user = a * rows.gamma_i + b * rows.gamma_j + reg * rows.gamma_u
+    grad_items = tf.concat([a * rows.gamma_u + reg * rows.gamma_i,
+                            b * rows.gamma_u + neg_reg[:, tf.newaxis] * rows.gamma_j], axis=0)
+    grad_bias = tf.concat([d_pos + reg * rows.beta_i, d_neg + neg_reg * rows.beta_j], axis=0)
+    items = tf.concat([rows.pos, rows.neg], axis=0)
+    scatter_sub(self.gamma_user, rows.users, rate * grad_user)
+    scatter_sub(self.gamma_item, items, rate * grad_items)
+    scatter_sub(self.beta_item, items, rate * grad_bias)
+
+  def sgd_step(self, batch, rate) -> dict[str, tf.Tensor]:
+    """One SGD step of step size `rate` on `loss_terms(batch)`, the gradient written out
+    (module docstring); returns the loss terms at the values before the step."""
+    rows = self.pair_rows(batch["user"], batch["pos"], batch["neg"])
+    x_ui, x_uj = rows.x_ui, rows.x_uj
+    bpr = losses.bpr_loss(x_ui, x_uj)
+    reg = self.config.reg * (losses.l2_loss(rows.gamma_u) + losses.l2_loss(rows.gamma_i)
+                             + losses.l2_loss(rows.beta_i) + losses.l2_loss(rows.gamma_j)
+                             + losses.l2_loss(rows.beta_j))
+    d_pos = -tf.sigmoid(x_uj - x_ui)  # d softplus(x_uj - x_ui) / d x_ui.
+    self.descend(rows, d_pos, -d_pos, rate)
+    return {"loss": bpr + reg, "bpr": bpr, "regularization": reg}
 

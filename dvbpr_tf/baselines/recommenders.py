@@ -63,7 +63,7 @@ def build_pairwise(method: str, catalog: catalog_lib.Catalog, item_features=None
   """A pairwise model and the triplet sampler it trains on: (model, sampler)."""
   users, items = catalog.interactions("train")
   sampler = sampler_lib.TripletSampler(users, items, catalog.num_users, catalog.num_items,
-                                       seed=seed)
+                                       seed=seed, draw_negatives=method != "warp")
   if method == "bpr_mf":
     model = bpr_mf.BprMf(catalog.num_users, catalog.num_items,
                          bpr_mf.MfConfig(dim=dim, reg=reg), seed=seed)

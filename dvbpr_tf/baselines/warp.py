@@ -17,7 +17,7 @@ x_ui = beta_i + gamma_u . gamma_i; only the loss differs. WARP (Weston et al., I
                  + l2_loss(gamma_j) + l2_loss(beta_j))                  [pairs with a violator]
 
 The regulariser is BPR-MF's over the rows the step uses, with j the violator: a pair without
-one has no negative row. The sampler's own negative `neg` is not used.
+one has no negative row. The sampler draws no negative for WARP (`draw_negatives=False`).
 
 The candidates are a pure function of (seed, batch index): stateless random ops keyed on
 `fold_in(seed, batch['batch'])`, so a resumed run draws the same as an uninterrupted one.
@@ -147,34 +147,67 @@ class WarpMf(bpr_mf.BprMf):
     def positive(candidates):
       return tf.reshape(self._contains(flat_users, tf.reshape(candidates, [-1])), shape)
 
-    def redraw(round_index, candidates):
-      return round_index + 1, tf.where(positive(candidates), draw(round_index), candidates)
+    # Each round tests its draws once and carries which are still training items.
+    def redraw(round_index, candidates, is_positive):
+      candidates = tf.where(is_positive, draw(round_index), candidates)
+      return round_index + 1, candidates, positive(candidates)
 
-    def has_positive(round_index, candidates):
-      del round_index
-      return tf.reduce_any(positive(candidates))
+    def has_positive(round_index, candidates, is_positive):
+      del round_index, candidates
+      return tf.reduce_any(is_positive)
 
-    _, candidates = tf.while_loop(
-        has_positive, redraw, (tf.constant(1, tf.int64), draw(tf.constant(0, tf.int64))),
+    first = draw(tf.constant(0, tf.int64))
+    _, candidates, is_positive = tf.while_loop(
+        has_positive, redraw, (tf.constant(1, tf.int64), first, positive(first)),
         maximum_iterations=_MAX_REDRAWS)
     with tf.control_dependencies([tf.debugging.Assert(
-        tf.logical_not(tf.reduce_any(positive(candidates))),
+        tf.logical_not(tf.reduce_any(is_positive)),
         ["a WARP candidate could not be drawn outside the user's training items"])]):
       return tf.identity(candidates)
 
-  def loss_terms(self, batch, training: bool = False) -> dict[str, tf.Tensor]:
-    """The WARP loss of a batch dict of int64 [B] `user`, `pos`, `batch` (see the module
-    docstring): dict of `loss`, `warp`, `regularization`."""
-    del training  # No dropout.
+  def prepare_batch(self, batch) -> dict[str, tf.Tensor]:
+    """The batch with its `candidates` [B, max_sampled] drawn: the trainer calls this outside
+    the XLA-compiled step (the membership test is a binary search, which XLA would compile to
+    a comparison with every training pair)."""
+    return {**batch, "candidates": self.candidates(batch["user"], batch["batch"][0])}
+
+  def _warp(self, batch):
+    """(the loss terms, the rows with the violators as negatives, dL/dx_ui, found [B])."""
     users, pos = batch["user"], batch["pos"]
-    candidates = self.candidates(users, batch["batch"][0])
+    candidates = batch.get("candidates")
+    if candidates is None:
+      candidates = self.candidates(users, batch["batch"][0])
     gamma_u = tf.gather(self.gamma_user, users)
-    x_ui = self.score(users, pos)
+    gamma_i, beta_i = tf.gather(self.gamma_item, pos), tf.gather(self.beta_item, pos)
+    x_ui = tf.reduce_sum(gamma_u * gamma_i, axis=-1) + beta_i
     x_candidates = (tf.einsum("bk,bmk->bm", gamma_u, tf.gather(self.gamma_item, candidates))
                     + tf.gather(self.beta_item, candidates))
     per_pair, position, found = warp_losses(x_ui, x_candidates, self.num_items)
     warp = tf.reduce_sum(per_pair)
     violators = tf.gather(candidates, position, batch_dims=1)
-    reg = self.config.reg * (losses.l2_loss(gamma_u) + self.item_rows_l2(pos)
-                             + self.item_rows_l2(violators, tf.cast(found, tf.float32)))
-    return {"loss": warp + reg, "warp": warp, "regularization": reg}
+    rows = bpr_mf.PairRows(users, pos, violators, gamma_u, gamma_i,
+                           tf.gather(self.gamma_item, violators), beta_i,
+                           tf.gather(self.beta_item, violators))
+    found = tf.cast(found, tf.float32)
+    reg = self.config.reg * (losses.l2_loss(gamma_u) + losses.l2_loss(gamma_i)
+                             + losses.l2_loss(beta_i)
+                             + losses.l2_loss(rows.gamma_j * found[:, tf.newaxis])
+                             + losses.l2_loss(rows.beta_j * found))
+    # d per_pair / d x_ui: -L(r) where a violator was found, else 0 (and +L(r) for x_uj).
+    d_pos = -warp_rank_weight(position + 1, self.num_items) * found
+    terms = {"loss": warp + reg, "warp": warp, "regularization": reg}
+    return terms, rows, d_pos, found
+
+  def loss_terms(self, batch, training: bool = False) -> dict[str, tf.Tensor]:
+    """The WARP loss of a batch dict of int64 [B] `user`, `pos`, `batch` (and `candidates`
+    when `prepare_batch` drew them; see the module docstring): dict of `loss`, `warp`,
+    `regularization`."""
+    del training  # No dropout.
+    return self._warp(batch)[0]
+
+  def sgd_step(self, batch, rate) -> dict[str, tf.Tensor]:
+    """One SGD step on `loss_terms(batch)`, the gradient written out (BPR-MF's fast path,
+    with the violator as the negative row and no negative row where none was found)."""
+    terms, rows, d_pos, found = self._warp(batch)
+    self.descend(rows, d_pos, -d_pos, rate, neg_weight=found)
+    return terms

@@ -27,10 +27,12 @@ class TripletSampler(tf.Module):
     train_users, train_items: [T] the training interactions.
     num_users, num_items: sizes of the id spaces.
     seed: the sampler's seed.
+    draw_negatives: False: batches hold no `neg` (a model that draws its own, as WARP; the
+      users and positives are the same either way).
   """
 
   def __init__(self, train_users, train_items, num_users: int, num_items: int, seed: int = 0,
-               name: str = "triplet_sampler"):
+               name: str = "triplet_sampler", draw_negatives: bool = True):
     super().__init__(name=name)
     train_users = np.asarray(train_users, np.int64)
     train_items = np.asarray(train_items, np.int64)
@@ -41,6 +43,7 @@ class TripletSampler(tf.Module):
     if np.any(counts >= num_items):
       raise ValueError("a user has every item among its training items: no negative exists")
     self.num_users, self.num_items, self.seed = int(num_users), int(num_items), int(seed)
+    self.draw_negatives = bool(draw_negatives)
     self._active_users = tf.constant(np.flatnonzero(counts > 0), tf.int64)
     self._offsets = tf.constant(offsets, tf.int64)
     self._items = tf.constant(items, tf.int64)
@@ -58,7 +61,8 @@ class TripletSampler(tf.Module):
     return tf.equal(tf.gather(self._keys, index), query)
 
   def sample(self, batch_index: tf.Tensor, batch_size: int) -> dict[str, tf.Tensor]:
-    """Batch number `batch_index`: dict of int64 [batch_size] `user`, `pos`, `neg`, and
+    """Batch number `batch_index`: dict of int64 [batch_size] `user`, `pos`, `neg` (unless
+    `draw_negatives` is False), and
     `batch` (the batch index, repeated: models that draw more random numbers per batch key
     them on it, so that a resumed run draws the same)."""
     key = tf.random.experimental.stateless_fold_in(
@@ -76,30 +80,34 @@ class TripletSampler(tf.Module):
         tf.floor(tf.random.stateless_uniform(shape, k_pos, dtype=tf.float64)
                  * tf.cast(count, tf.float64)), tf.int64)
     pos = tf.gather(self._items, start + tf.minimum(offset, count - 1))
+    batch = {"user": user, "pos": pos, "batch": tf.fill(shape, tf.cast(batch_index, tf.int64))}
+    if not self.draw_negatives:
+      return batch
 
     def draw(round_index):
       round_key = tf.random.experimental.stateless_fold_in(k_neg, round_index)
       return tf.random.stateless_uniform(
           shape, round_key, minval=0, maxval=self.num_items, dtype=tf.int64)
 
-    def redraw(round_index, neg):
-      fresh = draw(round_index)
-      return round_index + 1, tf.where(self.contains(user, neg), fresh, neg)
+    # The membership test is the costly op: each round tests its draws once, and carries
+    # which of them are still positives (the redraws and the result are as before).
+    def redraw(round_index, neg, positive):
+      neg = tf.where(positive, draw(round_index), neg)
+      return round_index + 1, neg, self.contains(user, neg)
 
-    def has_positive(round_index, neg):
-      del round_index
-      return tf.reduce_any(self.contains(user, neg))
+    def has_positive(round_index, neg, positive):
+      del round_index, neg
+      return tf.reduce_any(positive)
 
-    rounds, neg = tf.while_loop(
-        has_positive, redraw, (tf.constant(1, tf.int64), draw(tf.constant(0, tf.int64))),
+    first = draw(tf.constant(0, tf.int64))
+    _, neg, positive = tf.while_loop(
+        has_positive, redraw, (tf.constant(1, tf.int64), first, self.contains(user, first)),
         maximum_iterations=_MAX_REDRAWS)
-    del rounds
     with tf.control_dependencies([tf.debugging.Assert(
-        tf.logical_not(tf.reduce_any(self.contains(user, neg))),
+        tf.logical_not(tf.reduce_any(positive)),
         ["a negative could not be drawn outside the user's training items"])]):
-      neg = tf.identity(neg)
-    batch = tf.fill(shape, tf.cast(batch_index, tf.int64))
-    return {"user": user, "pos": pos, "neg": neg, "batch": batch}
+      batch["neg"] = tf.identity(neg)
+    return batch
 
   def dataset(self, batch_size: int, start: int | None = None,
               shard: distribution.Shard | None = None) -> tf.data.Dataset:
@@ -110,6 +118,8 @@ class TripletSampler(tf.Module):
     """
     if start is None:
       start = int(self.position.numpy())
+    # Batches in parallel, in order (a batch is a function of its index alone).
     batches = tf.data.Dataset.counter(start, dtype=tf.int64).map(
-        lambda b: self.sample(b, batch_size))
+        lambda b: self.sample(b, batch_size), num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True)
     return distribution.split_batches(batches, shard, batch_size)

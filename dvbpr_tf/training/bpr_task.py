@@ -5,7 +5,12 @@ The model supplies the objective, as `BprModel` and `Dvbpr` do:
 - `loss_terms(batch, training)`: dict of scalar tensors for one batch of the triplet sampler.
 The task owns what is the same for all of them: Adam (with TF1's epsilon, as the authors'
 `tf.train.AdamOptimizer`), the stateless triplet sampler, the step (one Adam update of the
-summed loss, eq. 5 for DVBPR) and the learning rate. `DvbprTask` (images through the tower)
+summed loss, eq. 5 for DVBPR) and the learning rate. A model may also offer:
+- `prepare_batch(batch)`: work on the batch that the step needs but that must not be
+  XLA-compiled (WARP's candidates); the trainer runs it before each step;
+- `sgd_step(batch, rate)`: the plain-SGD update with its gradient written out (BPR-MF, WARP),
+  taken instead of GradientTape + `keras.optimizers.SGD` when `fused_sgd` is on, the optimiser
+  is SGD without momentum, and no distribution strategy is in scope. `DvbprTask` (images through the tower)
 and `PairwiseTask` (indices only) add their inputs and their evaluation.
 """
 
@@ -49,20 +54,36 @@ class BprTask:
 
   def __init__(self, model: keras.Model, catalog: catalog_lib.Catalog, *, batch_size: int,
                optimizer: config_lib.OptimizerConfig, sampler: sampler_lib.TripletSampler,
-               total_steps: int | None = None):
-    """`total_steps`: the run's training steps, over which a 'cosine' schedule decays."""
+               total_steps: int | None = None, fused_sgd: bool = True):
+    """`total_steps`: the run's training steps, over which a 'cosine' schedule decays;
+    `fused_sgd`: take the model's `sgd_step` where it applies (module docstring)."""
     self.model, self.catalog = model, catalog
     self.metric_names = tuple(model.metric_names)
     self.batch_size = self.examples_per_step = batch_size
     self.optimizer = distribution.loss_scaling(make_optimizer(optimizer, total_steps))
     self.optimizer.build(model.trainable_variables)
     self.sampler = sampler
+    # Mirrored variables need their gradients all-reduced: the fused path is one replica's.
+    self.fused_sgd = (fused_sgd and hasattr(model, "sgd_step") and optimizer.algorithm == "sgd"
+                      and not tf.distribute.has_strategy()
+                      and type(self.optimizer) is keras.optimizers.SGD  # pylint: disable=unidiomatic-typecheck
+                      and not self.optimizer.momentum)
 
   def trackables(self):
     return {"model": self.model, "optimizer": self.optimizer, "sampler": self.sampler}
 
+  def prepare_batch(self, batch):
+    """The model's `prepare_batch`, if it has one (run outside an XLA-compiled step)."""
+    prepare = getattr(self.model, "prepare_batch", None)
+    return batch if prepare is None else prepare(batch)
+
   def train_step(self, batch):
     """One Adam step on the model's loss (under a strategy: this replica's rows and share)."""
+    if self.fused_sgd:
+      terms = self.model.sgd_step(batch, tf.cast(self.optimizer.learning_rate, tf.float32))
+      self.optimizer.iterations.assign_add(1)  # As `apply_gradients` counts (schedules).
+      self.sampler.position.assign_add(1)
+      return terms
     with tf.GradientTape() as tape:
       terms = self.model.loss_terms(batch, training=True)
       scaled = self.optimizer.scale_loss(terms["loss"])

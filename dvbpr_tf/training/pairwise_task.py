@@ -35,11 +35,12 @@ class PairwiseTask(bpr_task.BprTask):
                learning_rate: float, seed: int = 0, algorithm: str = "adam",
                sampled_negatives: int = evaluator_lib.SAMPLED_NEGATIVES,
                sampler: sampler_lib.TripletSampler | None = None,
-               evaluator: evaluator_lib.Evaluator | None = None):
+               evaluator: evaluator_lib.Evaluator | None = None, fused_sgd: bool = True):
     super().__init__(model, catalog, batch_size=batch_size,
                      optimizer=config_lib.OptimizerConfig(learning_rate=learning_rate,
                                                           algorithm=algorithm),
-                     sampler=sampler or bpr_task.default_sampler(catalog, seed))
+                     sampler=sampler or bpr_task.default_sampler(catalog, seed),
+                     fused_sgd=fused_sgd)
     self.evaluator = evaluator or evaluator_lib.Evaluator(catalog, sampled_negatives,
                                                           seed=seed)
     self._score_rows = tf.function(model.score_rows, reduce_retracing=True)
@@ -56,6 +57,15 @@ class PairwiseTask(bpr_task.BprTask):
     return self.evaluator.evaluate_scores(self.score_rows, per_user=per_user)
 
 
+def optimisation(method: str, baseline: config_lib.BaselineConfig) -> tuple[str, float, int]:
+  """(optimiser, step size, batch) of a pairwise method: BPR-MF and WARP by `mf_optimizer`
+  on `mf_batch_size`, FM and VBPR by Adam on `batch_size`."""
+  if method in MATRIX_FACTORISATION:
+    return (baseline.mf_optimizer, baseline.mf_learning_rate,
+            baseline.mf_batch_size or baseline.batch_size)
+  return "adam", baseline.learning_rate, baseline.batch_size
+
+
 def train_pairwise(method: str, catalog: catalog_lib.Catalog, item_features,
                    baseline: config_lib.BaselineConfig, dim: int, reg: float,
                    workdir: workdir_lib.Workdir, seed: int, strategy=None) -> dict:
@@ -67,13 +77,13 @@ def train_pairwise(method: str, catalog: catalog_lib.Catalog, item_features,
         method, catalog, item_features, dim=dim, reg=reg, seed=seed,
         max_sampled=baseline.warp_max_sampled, vbpr_visual_bias=baseline.vbpr_visual_bias,
         vbpr_reg_E=baseline.vbpr_reg_E)
-    algorithm, rate = ((baseline.mf_optimizer, baseline.mf_learning_rate)
-                       if method in MATRIX_FACTORISATION else ("adam", baseline.learning_rate))
-    task = PairwiseTask(model, catalog, batch_size=baseline.batch_size, learning_rate=rate,
+    algorithm, rate, batch_size = optimisation(method, baseline)
+    task = PairwiseTask(model, catalog, batch_size=batch_size, learning_rate=rate,
                         algorithm=algorithm, seed=seed, sampler=sampler,
-                        sampled_negatives=baseline.sampled_negatives)
-  steps = trainer_lib.steps_per_epoch(len(catalog.interactions("train")[0]),
-                                      baseline.batch_size, baseline.steps_per_epoch)
+                        sampled_negatives=baseline.sampled_negatives,
+                        fused_sgd=baseline.fused_sgd)
+  steps = trainer_lib.steps_per_epoch(len(catalog.interactions("train")[0]), batch_size,
+                                      baseline.steps_per_epoch)
   loop = trainer_lib.LoopConfig(epochs=baseline.epochs, steps_per_epoch=steps,
                                 steps_per_loop=min(baseline.steps_per_loop, steps),
                                 patience=baseline.patience, jit_compile=baseline.jit_compile)

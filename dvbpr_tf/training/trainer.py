@@ -192,7 +192,9 @@ class Task(Protocol):
   def evaluate(self) -> Mapping[str, float]: ...
   def learning_rate(self) -> float: ...
   # Optional: `write_summaries(step)`, called inside the summary writer at every checkpoint;
-  # `before_checkpoint()`, called just before every checkpoint is written.
+  # `before_checkpoint()`, called just before every checkpoint is written;
+  # `prepare_batch(batch)`, applied to each batch before `train_step` and outside its XLA
+  # compilation (`jit_compile`).
 
 
 class Trainer:
@@ -285,10 +287,17 @@ class Trainer:
     if self.config.jit_compile and not self.config.run_eagerly:
       train_step = tf.function(task.train_step, jit_compile=True)
 
+    prepare = getattr(task, "prepare_batch", None)
+
+    def replica_step(batch):
+      if prepare is not None:  # Outside the XLA cluster (e.g. a binary search).
+        batch = prepare(batch)
+      return train_step(batch)
+
     def one_step(batch):
       if strategy is None:
-        return train_step(batch)
-      shares = strategy.run(train_step, args=(batch,))
+        return replica_step(batch)
+      shares = strategy.run(replica_step, args=(batch,))
       return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, shares[k], axis=None)
               for k in task.metric_names}
 
