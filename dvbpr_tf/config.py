@@ -430,6 +430,10 @@ class BaselineConfig:
     vbpr_visual_bias: VBPR with He & McAuley's visual bias beta'^T f_i (False: the paper's
       eq. 2, without it).
     vbpr_reg_E: VBPR's lambda_E on E (and beta'), once per batch (None: the grid's reg).
+    selection_users: > 0: each epoch of a grid point is evaluated by the exact validation AUC
+      of a fixed, seeded subset of that many validation users (what picks the best epoch
+      and grid point); the reported figures, test included, come from every user, once, on
+      the best checkpoint. 0: every figure, every user, every epoch.
     fused_sgd: BPR-MF and WARP under SGD take their fast step, the gradient written out
       (`baselines/bpr_mf.py`; the same update, tested), instead of GradientTape + Keras SGD.
   """
@@ -456,8 +460,10 @@ class BaselineConfig:
   vbpr_visual_bias: bool = False
   vbpr_reg_E: float | None = None  # pylint: disable=invalid-name
   fused_sgd: bool = True
+  selection_users: int = 0
 
   def __post_init__(self):
+    checks.integer("selection_users", self.selection_users, 0, note=" (0: every user)")
     checks.one_of("mf_optimizer", self.mf_optimizer, OPTIMIZERS)
     for value in self.ease_penalties:
       checks.number("ease_penalties", value, above=0)

@@ -5,6 +5,8 @@ hand, and each model learning on the tiny simulated catalog (item features = the
 style that the simulated shoppers' taste depends on).
 """
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -643,3 +645,29 @@ def test_item_knn_against_a_loop():
     np.testing.assert_allclose(every.score_rows(np.array([1]))[0],
                                cosine[:, [2, 9]].sum(1) - np.isin(np.arange(12), [2, 9]),
                                rtol=1e-5, atol=1e-5)
+
+
+def test_selection_users_pick_epochs_and_every_user_gives_the_figures(tiny_catalog, tmp_path):
+  """With `selection_users`, the epochs are judged on a fixed subset of validation users (and
+  only on it); the record's figures are the full evaluation of the best checkpoint."""
+  from dvbpr_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  evaluator = evaluation.Evaluator(tiny_catalog, sampled_negatives=0)
+  subset = evaluator.selection_heldout(20)
+  assert len(subset) == 20 and set(subset.users) <= set(evaluator.heldout["validation"].users)
+  np.testing.assert_array_equal(subset.users, evaluator.selection_heldout(20).users)
+  scores = np.random.default_rng(0).normal(size=(tiny_catalog.num_users, tiny_catalog.num_items))
+  score_rows = lambda users: scores[users]  # pylint: disable=unnecessary-lambda-assignment
+  everyone = evaluator.evaluate_selection(score_rows, 10_000)  # More than there are: all.
+  assert everyone["auc_valid"] == pytest.approx(evaluator.evaluate_scores(score_rows)["auc_valid"])
+  assert evaluator.evaluate_selection(score_rows, 20)["num_users_valid_selection"] == 20
+
+  baseline = config_lib.override(config_lib.preset("smoke").baselines,
+                                 {"selection_users": 20, "bootstrap_resamples": 0})
+  work = workdir_lib.Workdir(tmp_path / "point")
+  record = pairwise_task.train_pairwise("bpr_mf", tiny_catalog, None, baseline, 4, 0.01, work, 0)
+  saved = json.loads((work.checkpoints / "history.json").read_text())
+  assert all("auc_test" not in h and h["num_users_valid_selection"] == 20 for h in saved)
+  assert record["num_users_valid_selection"] == 20
+  assert record["auc_valid_selection"] == max(h["auc_valid"] for h in saved)
+  for key in ("auc_valid", "auc_test", "auc_test_cold"):
+    assert np.isfinite(record[key]), key

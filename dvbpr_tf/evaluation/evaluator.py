@@ -147,6 +147,27 @@ class Evaluator:
                                                  per_user=per_user),
         score_rows, per_user)
 
+  def selection_heldout(self, num_users: int) -> metrics.HeldOut:
+    """A fixed, seeded subset of `num_users` validation users (all when fewer), for model
+    selection: the same users at every epoch and grid point of one catalog and seed."""
+    heldout = self.heldout["validation"]
+    if num_users <= 0 or num_users >= len(heldout):
+      return heldout
+    rows = np.random.default_rng([self.seed, 0x5E1]).choice(len(heldout), num_users,
+                                                             replace=False)
+    mask = np.zeros(len(heldout), bool)
+    mask[rows] = True
+    return heldout.select(mask)
+
+  def evaluate_selection(self, score_rows: metrics.ScoreRows, num_users: int) -> dict:
+    """The figure that picks the best epoch and grid point, and nothing else: the exact
+    validation AUC (all items) over `selection_heldout(num_users)`, as `auc_valid`, with
+    `num_users_valid_selection`."""
+    heldout = self.selection_heldout(num_users)
+    figures = metrics.auc_all_and_cold(score_rows, heldout, self.catalog.train_counts,
+                                       chunk_size=self.chunk_size)
+    return {"auc_valid": figures["auc"], "num_users_valid_selection": len(heldout)}
+
   def evaluate_embeddings(self, user_vectors: np.ndarray, item_vectors: np.ndarray,
                           per_user: bool = False) -> dict:
     """All figures for x_ui = user_vectors[u] . item_vectors[i]: the exact figures from the

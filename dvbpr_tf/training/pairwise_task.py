@@ -35,7 +35,11 @@ class PairwiseTask(bpr_task.BprTask):
                learning_rate: float, seed: int = 0, algorithm: str = "adam",
                sampled_negatives: int = evaluator_lib.SAMPLED_NEGATIVES,
                sampler: sampler_lib.TripletSampler | None = None,
-               evaluator: evaluator_lib.Evaluator | None = None, fused_sgd: bool = True):
+               evaluator: evaluator_lib.Evaluator | None = None, fused_sgd: bool = True,
+               selection_users: int = 0):
+    """`selection_users` > 0: each epoch's evaluation is `Evaluator.evaluate_selection` over
+    that many validation users (the full evaluation then runs once, on the best checkpoint:
+    `evaluate(per_user=True)`)."""
     super().__init__(model, catalog, batch_size=batch_size,
                      optimizer=config_lib.OptimizerConfig(learning_rate=learning_rate,
                                                           algorithm=algorithm),
@@ -44,6 +48,7 @@ class PairwiseTask(bpr_task.BprTask):
     self.evaluator = evaluator or evaluator_lib.Evaluator(catalog, sampled_negatives,
                                                           seed=seed)
     self._score_rows = tf.function(model.score_rows, reduce_retracing=True)
+    self.selection_users = int(selection_users)
 
   def dataset(self, start_step: int,
               shard: distribution.Shard | None = None) -> tf.data.Dataset:
@@ -54,6 +59,8 @@ class PairwiseTask(bpr_task.BprTask):
     return self._score_rows(tf.constant(users, tf.int64)).numpy()
 
   def evaluate(self, per_user: bool = False):
+    if self.selection_users and not per_user:
+      return self.evaluator.evaluate_selection(self.score_rows, self.selection_users)
     return self.evaluator.evaluate_scores(self.score_rows, per_user=per_user)
 
 
@@ -81,7 +88,7 @@ def train_pairwise(method: str, catalog: catalog_lib.Catalog, item_features,
     task = PairwiseTask(model, catalog, batch_size=batch_size, learning_rate=rate,
                         algorithm=algorithm, seed=seed, sampler=sampler,
                         sampled_negatives=baseline.sampled_negatives,
-                        fused_sgd=baseline.fused_sgd)
+                        fused_sgd=baseline.fused_sgd, selection_users=baseline.selection_users)
   steps = trainer_lib.steps_per_epoch(len(catalog.interactions("train")[0]), batch_size,
                                       baseline.steps_per_epoch)
   loop = trainer_lib.LoopConfig(epochs=baseline.epochs, steps_per_epoch=steps,
@@ -96,7 +103,12 @@ def train_pairwise(method: str, catalog: catalog_lib.Catalog, item_features,
       "stopped_early_at_epoch": summary["stopped_early_at_epoch"],
       "train_pairs_per_second": summary["train_rate_median"]}
   if trainer.restore_best() is not None:  # The best checkpoint's users, for Table III's tests.
-    record.update(evaluator_lib.keep_per_user(task.evaluate(per_user=True), workdir.root,
+    figures = task.evaluate(per_user=True)
+    if baseline.selection_users:  # The epochs saw the selection figure only.
+      record |= {k: figures[k] for k in keys} | {
+          "auc_valid_selection": best.get("auc_valid"),
+          "num_users_valid_selection": best.get("num_users_valid_selection")}
+    record.update(evaluator_lib.keep_per_user(figures, workdir.root,
                                               baseline.bootstrap_resamples, seed))
   return record
 
