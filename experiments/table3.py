@@ -53,11 +53,18 @@ def run_method(method: str, spec: common.RunSpec, catalog, item_features,
       logging.info("table3: %s grid point %d/%d (K=%d, reg=%g)", method, n, len(points), dim,
                    reg)
       point = workdir_lib.Workdir(work.root / method / f"K{dim}_reg{reg:g}")
-      record = pairwise_task.train_pairwise(method, catalog, item_features, baseline, dim, reg, point,
-                              spec.seed, strategy=spec.make_strategy())
+      record = pairwise_task.train_pairwise(method, catalog, item_features, baseline, dim,
+                                            reg, point, spec.seed,
+                                            strategy=spec.make_strategy())
       grid.append({"params": {"K": dim, "reg": reg}, **record})
     scored = [g for g in grid if g.get("auc_valid") is not None]
     record = dict(max(scored, key=lambda g: g["auc_valid"])) if scored else dict(grid[0])
+    if baseline.selection_users:  # Picked on the users' subset: every user for the winner.
+      dim, reg = record["params"]["K"], record["params"]["reg"]
+      point = workdir_lib.Workdir(work.root / method / f"K{dim}_reg{reg:g}")
+      record |= pairwise_task.train_pairwise(method, catalog, item_features, baseline, dim,
+                                             reg, point, spec.seed,
+                                             strategy=spec.make_strategy(), evaluate_best=True)
     record["grid"] = grid
   record["seconds"] = time.time() - started
   return record

@@ -664,10 +664,16 @@ def test_selection_users_pick_epochs_and_every_user_gives_the_figures(tiny_catal
   baseline = config_lib.override(config_lib.preset("smoke").baselines,
                                  {"selection_users": 20, "bootstrap_resamples": 0})
   work = workdir_lib.Workdir(tmp_path / "point")
-  record = pairwise_task.train_pairwise("bpr_mf", tiny_catalog, None, baseline, 4, 0.01, work, 0)
+  selection = pairwise_task.train_pairwise("bpr_mf", tiny_catalog, None, baseline, 4, 0.01,
+                                           work, 0)
   saved = json.loads((work.checkpoints / "history.json").read_text())
   assert all("auc_test" not in h and h["num_users_valid_selection"] == 20 for h in saved)
-  assert record["num_users_valid_selection"] == 20
-  assert record["auc_valid_selection"] == max(h["auc_valid"] for h in saved)
+  assert selection["auc_valid"] == max(h["auc_valid"] for h in saved)
+  assert selection["auc_test"] is None and selection["num_users_valid_selection"] == 20
+  # The winner of a grid: the same call again, trained already, evaluates every user.
+  record = pairwise_task.train_pairwise("bpr_mf", tiny_catalog, None, baseline, 4, 0.01, work,
+                                        0, evaluate_best=True)
+  assert record["auc_valid_selection"] == selection["auc_valid"]
+  assert record["epochs_trained"] == selection["epochs_trained"]
   for key in ("auc_valid", "auc_test", "auc_test_cold"):
     assert np.isfinite(record[key]), key

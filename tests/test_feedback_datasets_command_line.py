@@ -48,14 +48,19 @@ def test_recommendation_smoke_run_on_hm_fashion(data_dir, tmp_path):
 
 
 def test_table3_smoke_run_on_fashion_catalog_with_the_time_split(data_dir, tmp_path):
+  """Also the grid's selection on a subset of validation users (then every user for the
+  winner)."""
   work = tmp_path / "table3"
   done = _main("--experiment=table3", "--dataset=fashion_catalog/time", "--preset=smoke",
                f"--data_dir={data_dir}", f"--manual_dir={CATALOG_DUMMY_DATA}",
-               f"--workdir={work}")
+               f"--workdir={work}", "--params_override=baselines.selection_users=5")
   assert done.returncode == 0, done.stderr[-3000:]
   results = json.loads((work / "results.json").read_text())
   for method in ("rand", "poprank", "warp", "bpr_mf", "visrank", "fm", "vbpr", "dvbpr"):
     assert 0.0 <= results[method]["auc_test"] <= 1.0, method
+  for method in ("warp", "bpr_mf", "fm", "vbpr"):
+    assert results[method]["num_users_valid_selection"] == 5, method
+    assert results[method]["grid"][0]["auc_test"] is None, method  # Only the winner's.
   table = (work / "table3.md").read_text()
   assert "| All Items |" in table and "Split: time-aware (each user's latest" in table
   assert results["split"].startswith("time-aware")

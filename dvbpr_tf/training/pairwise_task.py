@@ -75,10 +75,19 @@ def optimisation(method: str, baseline: config_lib.BaselineConfig) -> tuple[str,
 
 def train_pairwise(method: str, catalog: catalog_lib.Catalog, item_features,
                    baseline: config_lib.BaselineConfig, dim: int, reg: float,
-                   workdir: workdir_lib.Workdir, seed: int, strategy=None) -> dict:
+                   workdir: workdir_lib.Workdir, seed: int, strategy=None,
+                   evaluate_best: bool | None = None) -> dict:
   """Trains one grid point (K = `dim`, `reg`) of a pairwise model in `workdir` (resuming from
   its checkpoints; under `strategy`, if given); returns its best-validation record: the
-  evaluator's figures and `best_epoch`."""
+  evaluator's figures and `best_epoch`.
+
+  `evaluate_best` (default: unless `baseline.selection_users`): evaluate the best checkpoint
+  on every user (the figures, per-user values and intervals). Without it, a run with
+  `selection_users` returns the selection figure only (`auc_valid`, on the subset): a grid
+  search picks its point on that and calls this again with `evaluate_best=True` for the
+  winner, which finds its training done and only evaluates it."""
+  if evaluate_best is None:
+    evaluate_best = not baseline.selection_users
   with distribution.scope(strategy):
     model, sampler = recommenders.build_pairwise(
         method, catalog, item_features, dim=dim, reg=reg, seed=seed,
@@ -102,12 +111,12 @@ def train_pairwise(method: str, catalog: catalog_lib.Catalog, item_features,
       "best_epoch": best.get("epoch"), "epochs_trained": len(summary["history"]),
       "stopped_early_at_epoch": summary["stopped_early_at_epoch"],
       "train_pairs_per_second": summary["train_rate_median"]}
-  if trainer.restore_best() is not None:  # The best checkpoint's users, for Table III's tests.
+  if baseline.selection_users:
+    record["num_users_valid_selection"] = best.get("num_users_valid_selection")
+  if evaluate_best and trainer.restore_best() is not None:  # Every user, for Table III's tests.
     figures = task.evaluate(per_user=True)
     if baseline.selection_users:  # The epochs saw the selection figure only.
-      record |= {k: figures[k] for k in keys} | {
-          "auc_valid_selection": best.get("auc_valid"),
-          "num_users_valid_selection": best.get("num_users_valid_selection")}
+      record |= {k: figures[k] for k in keys} | {"auc_valid_selection": best.get("auc_valid")}
     record.update(evaluator_lib.keep_per_user(figures, workdir.root,
                                               baseline.bootstrap_resamples, seed))
   return record
