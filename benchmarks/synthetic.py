@@ -90,3 +90,73 @@ def catalog(jpegs, num_users: int, interactions_per_user: int = 8, num_categorie
       statistics={},
       data_path="",
   )
+
+
+# Amazon Fashion's sizes (the paper's Table II; docs/reproduction.md).
+AMAZON_FASHION = {"num_users": 64_583, "num_items": 234_892, "num_interactions": 513_367}
+
+
+def long_tailed_split(num_users: int, num_items: int, num_interactions: int, seed: int = 0,
+                      item_exponent: float = 0.9, user_sigma: float = 1.0):
+  """Interactions shaped like a shop's: item popularity falls as rank^-`item_exponent` (a Zipf
+  law, over a random order of the item ids) and every item has at least one interaction when
+  there are as many interactions as items; users' activity is log-normal (`user_sigma`),
+  every user has at least three items; the leave-one-out split of `random_split`.
+
+  Returns:
+    (users, items, splits) as `random_split`, exactly max(num_interactions, 3 * num_users)
+    interactions.
+  """
+  rng = np.random.default_rng(seed)
+  extra = max(0, num_interactions - 3 * num_users)
+  activity = rng.lognormal(0.0, user_sigma, num_users)
+  per_user = 3 + rng.multinomial(extra, activity / activity.sum())
+  users = np.repeat(np.arange(num_users, dtype=np.int64), per_user)
+  popularity = np.arange(1, num_items + 1, dtype=np.float64) ** -item_exponent
+  order = rng.permutation(num_items)
+  items = order[rng.choice(num_items, len(users), p=popularity / popularity.sum())]
+  # Every item bought at least once (a review dataset has no item without one), when there
+  # are enough interactions: the first num_items draws, at random places, become each item.
+  if len(users) >= num_items:
+    items[rng.permutation(len(users))[:num_items]] = np.arange(num_items)
+  ends = np.cumsum(per_user)
+  splits = np.full(len(users), catalog_lib.TRAIN, np.int64)
+  splits[ends - 1] = catalog_lib.TEST
+  splits[ends - 2] = catalog_lib.VALIDATION
+  return users, items.astype(np.int64), splits
+
+
+def interaction_catalog(num_users: int, num_items: int, num_interactions: int, seed: int = 0,
+                        num_categories: int = 6) -> catalog_lib.Catalog:
+  """A `Catalog` with `long_tailed_split`'s interactions and no images (every JPEG empty):
+  what the baselines that read features, not pixels, train on."""
+  users, items, splits = long_tailed_split(num_users, num_items, num_interactions, seed)
+  rng = np.random.default_rng(seed + 1)
+  return catalog_lib.Catalog(
+      name="synthetic/long_tailed",
+      num_users=num_users,
+      num_items=num_items,
+      category_names=tuple(f"category_{c}" for c in range(num_categories)),
+      item_category=rng.integers(0, num_categories, num_items, dtype=np.int64),
+      source_ids=np.array([str(i) for i in range(num_items)], dtype=object),
+      jpegs=np.full(num_items, b"", dtype=object),
+      users=users,
+      items=items,
+      splits=splits,
+      statistics={},
+      data_path="",
+  )
+
+
+def item_features(num_items: int, dim: int, seed: int = 0, rank: int = 32) -> np.ndarray:
+  """float32 [num_items, dim] non-negative features like a CNN's ReLU layer: a rank-`rank`
+  product plus noise, clipped at 0 (made in blocks of rows, to bound the temporaries)."""
+  rng = np.random.default_rng(seed)
+  basis = rng.normal(0.0, 1.0, (rank, dim)).astype(np.float32) / np.sqrt(rank)
+  out = np.empty((num_items, dim), np.float32)
+  for start in range(0, num_items, 16_384):
+    stop = min(num_items, start + 16_384)
+    block = rng.normal(0.0, 1.0, (stop - start, rank)).astype(np.float32) @ basis
+    block += rng.normal(0.0, 0.5, block.shape).astype(np.float32)
+    out[start:stop] = np.maximum(block, 0.0)
+  return out

@@ -18,7 +18,6 @@ from absl import logging
 from dvbpr_tf import config as config_lib
 from dvbpr_tf.baselines import recommenders
 from dvbpr_tf.core import files
-from dvbpr_tf.core import workdir as workdir_lib
 from dvbpr_tf.evaluation import evaluator
 from dvbpr_tf.evaluation import significance
 from dvbpr_tf.features import sources as features_lib
@@ -47,25 +46,9 @@ def run_method(method: str, spec: common.RunSpec, catalog, item_features,
     record = {"params": {}} | pairwise_task.evaluate_scorer(
         method, catalog, item_features, baseline, folder, spec.seed)
   else:
-    grid = []
-    points = [(d, r) for d in baseline.dims for r in baseline.regs]
-    for n, (dim, reg) in enumerate(points, 1):
-      logging.info("table3: %s grid point %d/%d (K=%d, reg=%g)", method, n, len(points), dim,
-                   reg)
-      point = workdir_lib.Workdir(work.root / method / f"K{dim}_reg{reg:g}")
-      record = pairwise_task.train_pairwise(method, catalog, item_features, baseline, dim,
-                                            reg, point, spec.seed,
-                                            strategy=spec.make_strategy())
-      grid.append({"params": {"K": dim, "reg": reg}, **record})
-    scored = [g for g in grid if g.get("auc_valid") is not None]
-    record = dict(max(scored, key=lambda g: g["auc_valid"])) if scored else dict(grid[0])
-    if baseline.selection_users:  # Picked on the users' subset: every user for the winner.
-      dim, reg = record["params"]["K"], record["params"]["reg"]
-      point = workdir_lib.Workdir(work.root / method / f"K{dim}_reg{reg:g}")
-      record |= pairwise_task.train_pairwise(method, catalog, item_features, baseline, dim,
-                                             reg, point, spec.seed,
-                                             strategy=spec.make_strategy(), evaluate_best=True)
-    record["grid"] = grid
+    record = pairwise_task.grid_search(method, catalog, item_features, baseline,
+                                       work.root / method, spec.seed,
+                                       make_strategy=spec.make_strategy)
   record["seconds"] = time.time() - started
   return record
 

@@ -10,6 +10,9 @@ item). The `Trainer` runs it; `Evaluator` scores it exactly as DVBPR.
 
 from __future__ import annotations
 
+import pathlib
+
+from absl import logging
 import keras
 import numpy as np
 import tensorflow as tf
@@ -120,6 +123,31 @@ def train_pairwise(method: str, catalog: catalog_lib.Catalog, item_features,
     record.update(evaluator_lib.keep_per_user(figures, workdir.root,
                                               baseline.bootstrap_resamples, seed))
   return record
+
+
+def grid_search(method: str, catalog: catalog_lib.Catalog, item_features,
+                baseline: config_lib.BaselineConfig, folder, seed: int,
+                make_strategy=lambda: None) -> dict:
+  """Every grid point (K in `dims` x reg in `regs`) trained in `folder`/K<K>_reg<reg>, the
+  best on `auc_valid` kept: its record with `params` and the whole `grid`. With
+  `selection_users`, the points are compared on the users' subset and only the winner is
+  evaluated on every user. `make_strategy`: each point's distribution strategy."""
+  grid = []
+  points = [(d, r) for d in baseline.dims for r in baseline.regs]
+
+  def train(dim, reg, **kwargs):
+    point = workdir_lib.Workdir(pathlib.Path(folder) / f"K{dim}_reg{reg:g}")
+    return train_pairwise(method, catalog, item_features, baseline, dim, reg, point, seed,
+                          strategy=make_strategy(), **kwargs)
+
+  for n, (dim, reg) in enumerate(points, 1):
+    logging.info("%s: grid point %d/%d (K=%d, reg=%g)", method, n, len(points), dim, reg)
+    grid.append({"params": {"K": dim, "reg": reg}, **train(dim, reg)})
+  scored = [g for g in grid if g.get("auc_valid") is not None]
+  record = dict(max(scored, key=lambda g: g["auc_valid"])) if scored else dict(grid[0])
+  if baseline.selection_users:  # Picked on the users' subset: every user for the winner.
+    record |= train(record["params"]["K"], record["params"]["reg"], evaluate_best=True)
+  return record | {"grid": grid}
 
 
 def evaluate_scorer(method: str, catalog: catalog_lib.Catalog, item_features,
