@@ -5,6 +5,7 @@ hand, and each model learning on the tiny simulated catalog (item features = the
 style that the simulated shoppers' taste depends on).
 """
 
+import dataclasses
 import json
 
 import keras
@@ -234,39 +235,84 @@ def _check_fast_equals_reference(make, batch):
   assert any(np.abs(g).max() > 1e-3 for g in g_ref)  # The step moved something.
 
 
-def test_bpr_mf_fast_step_equals_tape_and_sgd():
-  """Repeated users and items (their gradients add up) and a regulariser."""
-  rng = np.random.default_rng(3)
-  weights = dict(gamma_user=rng.normal(size=(4, 3)), gamma_item=rng.normal(size=(6, 3)),
-                 beta_item=rng.normal(size=6))
+def _check_compounded_regulariser(make, batch, rate=0.1):
+  """Rows used n times: the fast step = the tape's SGD step without the regulariser, minus
+  row * (1 - (1 - rate * reg)^n) (n per-sample steps' decay), n counted per table."""
+  fast = make()
+  reg = fast.config.reg
+  before = [v.numpy().copy() for v in fast.trainable_variables]
+  terms = fast.sgd_step(batch, rate)
+  plain = make()
+  plain.config = dataclasses.replace(plain.config, reg=0.0)
+  _reference_sgd_step(plain, batch, rate)
+  items = np.concatenate([batch["pos"].numpy(), batch["neg"].numpy()])
+  user_uses = np.bincount(batch["user"].numpy(), minlength=len(before[0]))
+  item_uses = np.bincount(items, minlength=len(before[1]))
+  for n, start, after, v in zip((user_uses, item_uses, item_uses), before,
+                                plain.trainable_variables, fast.trainable_variables):
+    n = n.reshape((-1,) + (1,) * (start.ndim - 1))
+    expected = after.numpy() - start * (1 - (1 - rate * reg) ** n)
+    np.testing.assert_allclose(v.numpy(), expected, rtol=1e-5, atol=1e-6)
+  assert item_uses.max() >= 3  # Some row is used several times.
+  reference_terms = make().loss_terms(batch, training=True)
+  assert float(terms["loss"]) == pytest.approx(float(reference_terms["loss"]), rel=1e-6)
+
+
+def _bpr_mf_maker(num_users, num_items, reg, seed):
+  rng = np.random.default_rng(seed)
+  weights = dict(gamma_user=rng.normal(size=(num_users, 3)),
+                 gamma_item=rng.normal(size=(num_items, 3)), beta_item=rng.normal(size=num_items))
 
   def make():
-    model = bpr_mf.BprMf(4, 6, bpr_mf.MfConfig(dim=3, reg=0.3))
+    model = bpr_mf.BprMf(num_users, num_items, bpr_mf.MfConfig(dim=3, reg=reg))
     _assign(model, **weights)
     return model
-
-  batch = {"user": _ids([0, 1, 1, 3, 0, 2]), "pos": _ids([1, 1, 4, 5, 2, 1]),
-           "neg": _ids([2, 0, 1, 1, 2, 3]), "batch": _ids([0] * 6)}
-  _check_fast_equals_reference(make, batch)
+  return make
 
 
-def test_warp_fast_step_equals_tape_and_sgd():
-  """Pairs with and without a violator, repeated rows, a regulariser."""
-  sampler, _ = _crowded_sampler()
+def test_bpr_mf_fast_step_equals_tape_and_sgd_on_rows_used_once():
+  batch = {"user": _ids([0, 1, 2, 3]), "pos": _ids([1, 4, 5, 7]), "neg": _ids([2, 0, 3, 6]),
+           "batch": _ids([0] * 4)}
+  _check_fast_equals_reference(_bpr_mf_maker(4, 8, 0.3, 3), batch)
+
+
+def test_bpr_mf_fast_step_compounds_the_regulariser_of_repeated_rows():
+  batch = {"user": _ids([0, 1, 1, 3, 0, 2, 1]), "pos": _ids([1, 1, 4, 5, 2, 1, 1]),
+           "neg": _ids([2, 0, 1, 1, 2, 3, 5]), "batch": _ids([0] * 7)}
+  _check_compounded_regulariser(_bpr_mf_maker(4, 6, 0.8, 3), batch)
+
+
+def _warp_maker(reg):
+  users = np.repeat(np.arange(6), 3)
+  items = np.arange(18) * 2 % 40  # Each user owns three even items; 40 items in all.
+  sampler = sampler_lib.TripletSampler(users, items, 6, 40, seed=0)
   rng = np.random.default_rng(4)
-  weights = dict(gamma_user=rng.normal(size=(3, 3)), gamma_item=rng.normal(size=(12, 3)),
-                 beta_item=rng.normal(size=12) * 2)
+  weights = dict(gamma_user=rng.normal(size=(6, 3)), gamma_item=rng.normal(size=(40, 3)),
+                 beta_item=rng.normal(size=40) * 2)
 
   def make():
-    model = warp.WarpMf(3, 12, sampler.contains, warp.WarpConfig(dim=3, reg=0.2, max_sampled=3))
+    model = warp.WarpMf(6, 40, sampler.contains, warp.WarpConfig(dim=3, reg=reg, max_sampled=3))
     _assign(model, **weights)
     return model
+  return make, sampler
 
-  batch = sampler.sample(tf.constant(7, tf.int64), 24)
+
+def test_warp_fast_step_equals_tape_and_sgd_on_rows_used_once():
+  """Pairs with and without a violator, every row used once (candidates given, distinct)."""
+  make, _ = _warp_maker(0.2)
+  candidates = np.arange(1, 37, 2).reshape(6, 3)  # Odd items: nobody's training items.
+  batch = {"user": _ids(range(6)), "pos": _ids([0, 6, 12, 18, 24, 30]), "batch": _ids([0] * 6),
+           "candidates": _ids(candidates)}
   found = make()._warp(batch)[3].numpy()  # pylint: disable=protected-access
   assert 0 < found.sum() < len(found)  # Both kinds of pairs are in the batch.
   _check_fast_equals_reference(make, batch)
-  prepared = make().prepare_batch(batch)  # Candidates drawn ahead: the same loss.
+
+
+def test_warp_prepared_candidates_give_the_same_loss():
+  make, sampler = _warp_maker(0.2)
+  batch = sampler.sample(tf.constant(7, tf.int64), 24)
+  prepared = make().prepare_batch(batch)
+  assert prepared["candidates"].shape == (24, 3)
   assert float(make().loss_terms(prepared)["loss"]) == pytest.approx(
       float(make().loss_terms(batch)["loss"]), rel=1e-6)
 

@@ -62,9 +62,8 @@ class TripletSampler(tf.Module):
 
   def sample(self, batch_index: tf.Tensor, batch_size: int) -> dict[str, tf.Tensor]:
     """Batch number `batch_index`: dict of int64 [batch_size] `user`, `pos`, `neg` (unless
-    `draw_negatives` is False), and
-    `batch` (the batch index, repeated: models that draw more random numbers per batch key
-    them on it, so that a resumed run draws the same)."""
+    `draw_negatives` is False), and `batch` (the batch index, repeated: models that draw more
+    random numbers per batch key them on it, so that a resumed run draws the same)."""
     key = tf.random.experimental.stateless_fold_in(
         tf.constant([self.seed, 0x5EED], tf.int64), tf.cast(batch_index, tf.int64))
     k_user, k_pos, k_neg = tf.unstack(

@@ -10,8 +10,9 @@ summed loss, eq. 5 for DVBPR) and the learning rate. A model may also offer:
   XLA-compiled (WARP's candidates); the trainer runs it before each step;
 - `sgd_step(batch, rate)`: the plain-SGD update with its gradient written out (BPR-MF, WARP),
   taken instead of GradientTape + `keras.optimizers.SGD` when `fused_sgd` is on, the optimiser
-  is SGD without momentum, and no distribution strategy is in scope. `DvbprTask` (images through the tower)
-and `PairwiseTask` (indices only) add their inputs and their evaluation.
+  is SGD without momentum, and no distribution strategy is in scope.
+`DvbprTask` (images through the tower) and `PairwiseTask` (indices only) add their inputs and
+their evaluation.
 """
 
 from __future__ import annotations
