@@ -419,7 +419,8 @@ class BaselineConfig:
       benchmarks/README.md); FM and VBPR train with Adam at `learning_rate`.
     mf_batch_size: BPR-MF's and WARP's batch (0: `batch_size`). Under SGD on the summed loss
       a pair moves its rows by the same step whatever the batch (only the values it reads
-      are older), so large batches keep per-sample SGD's updates at a fraction of the
+      are older; the fused step compounds the regulariser over a row's uses, as per-sample
+      steps would), so large batches keep per-sample SGD's updates at a fraction of the
       per-step cost; FM and VBPR (Adam, whose step does not grow with the batch) keep
       `batch_size`. On the demo, 2,048 against 128: validation AUC 0.6048 / 0.6060 (BPR-MF),
       0.6034 / 0.6019 (WARP), test AUC higher for both (benchmarks/README.md).
