@@ -475,6 +475,46 @@ def test_checkpoint_restores_and_export_serves_the_same_scores(tmp_path):
                                rtol=1e-6)
 
 
+def test_embeddings_are_the_scores_and_fixed_features_are_not_checkpointed(tmp_path):
+  """`embeddings()` writes x_ui as one inner product (the evaluator's fast path); FM's and
+  VBPR's features are a constant, not a checkpointed weight."""
+  features = np.random.default_rng(0).normal(size=(12, 4))
+  models = [*_models(seed=1),
+            vbpr.Vbpr(3, features, vbpr.VbprConfig(visual_bias=True), seed=1)]
+  users = np.arange(3)
+  for index, model in enumerate(models):
+    user_vectors, item_vectors = model.embeddings()
+    assert user_vectors.dtype == item_vectors.dtype == np.float32
+    np.testing.assert_allclose(user_vectors @ item_vectors.T, model.score_rows(_ids(users)),
+                               rtol=1e-5, atol=1e-7)
+    path = tf.train.Checkpoint(model=model).write(str(tmp_path / f"ckpt{index}"))
+    shapes = [tuple(shape) for _, shape in tf.train.list_variables(path)]
+    assert features.shape not in shapes, type(model).__name__
+    assert all(w.trainable for w in model.weights), type(model).__name__
+
+
+def test_the_embedding_path_gives_the_score_rows_figures(tiny_catalog):
+  """Evaluator.evaluate_embeddings (and the selection on embeddings) equal evaluate_scores on
+  the same products (small integers: exact), every figure and every user's values, the
+  sampled AUC on the same draws."""
+  rng = np.random.default_rng(4)
+  user_vectors = rng.integers(-3, 4, (tiny_catalog.num_users, 5)).astype(np.float32)
+  item_vectors = rng.integers(-3, 4, (tiny_catalog.num_items, 5)).astype(np.float32)
+  evaluator = evaluation.Evaluator(tiny_catalog, sampled_negatives=20, seed=3, chunk_size=7)
+  scores = user_vectors @ item_vectors.T
+  by_rows = evaluator.evaluate_scores(lambda users: scores[users], per_user=True)
+  by_vectors = evaluator.evaluate_embeddings(user_vectors, item_vectors, per_user=True)
+  assert by_rows.keys() == by_vectors.keys()
+  for key in by_rows:
+    if key != "per_user":
+      np.testing.assert_equal(by_vectors[key], by_rows[key], err_msg=key)
+  for key, values in by_rows["per_user"].items():
+    np.testing.assert_array_equal(by_vectors["per_user"][key], values, err_msg=key)
+  assert 0.0 < by_rows["auc_valid_sampled20"] < 1.0
+  assert (evaluator.evaluate_selection(None, 15, embeddings=(user_vectors, item_vectors))
+          == evaluator.evaluate_selection(lambda users: scores[users], 15))
+
+
 # --- RAND, PopRank, VisRank ---------------------------------------------------------------
 
 
@@ -497,6 +537,11 @@ def test_popularity_scores_are_the_training_counts():
   scorer = popularity.PopularityScorer(np.array([3, 0, 7, 1]))
   np.testing.assert_array_equal(scorer.score_rows(np.array([5, 0])),
                                 [[3, 0, 7, 1], [3, 0, 7, 1]])
+  with pytest.raises(errors.ConfigError, match="num_users"):
+    scorer.embeddings()
+  user_vectors, item_vectors = popularity.PopularityScorer(np.array([3, 0, 7, 1]),
+                                                           6).embeddings()
+  np.testing.assert_array_equal(user_vectors @ item_vectors.T, scorer.score_rows(np.arange(6)))
 
 
 def _visrank_brute_force(features, users, items, query_users):

@@ -194,6 +194,23 @@ def test_sampled_auc_equals_the_authors_loop_on_its_own_draws(monkeypatch):
                                                   np.concatenate(drawn)), abs=1e-12)
 
 
+def test_sampled_auc_from_embeddings_scores_only_the_draws_and_equals_sampled_auc():
+  rng = np.random.default_rng(8)
+  num_users, num_items = 30, 500
+  users = np.repeat(np.arange(num_users), 4)
+  items = np.concatenate([rng.choice(num_items, 4, replace=False) for _ in range(num_users)])
+  test = np.tile([False] * 3 + [True], num_users)
+  heldout = metrics.HeldOut.from_interactions(users, items, test, num_users)
+  keys = metrics.train_pair_keys(users[~test], items[~test], num_items)
+  theta = rng.integers(-2, 3, (num_users, 3)).astype(np.float32)  # Exact products, ties.
+  phi = rng.integers(-2, 3, (num_items, 3)).astype(np.float32)
+  scores = theta @ phi.T
+  kwargs = dict(num_samples=50, seed=2, chunk_size=8, per_user=True)
+  np.testing.assert_array_equal(
+      metrics.sampled_auc_from_embeddings(theta, phi, heldout, keys, **kwargs),
+      metrics.sampled_auc(lambda u: scores[u], heldout, keys, num_items, **kwargs))
+
+
 def test_sampled_auc_on_a_hand_worked_case():
   # 1 user, 5 items, all drawn (100 >= 5): train {0}, test item 1 with score 2; the
   # negatives left are items 2, 3, 4 with scores 1, 3, 2 (a tie, not counted): 1 of 3.

@@ -22,7 +22,7 @@ features' factors. The minimised loss, a sum over the batch:
 
 i.e. the batch's rows (a row drawn twice counts twice) and, once per batch, the whole of the
 shared feature parameters V and w_f; l2_loss(t) = sum(t^2) / 2. The features are a
-non-trainable weight of the model. All parameters start N(0, 0.01^2).
+constant of the model (not a weight: not checkpointed). All parameters start N(0, 0.01^2).
 """
 
 from __future__ import annotations
@@ -92,6 +92,12 @@ class FactorizationMachine(bpr_mf.BprModel):
   def call(self, users, training=False):
     del training
     return self.score_rows(users)
+
+  def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
+    """x_ui as one inner product (`bpr_mf.inner_product_form`): ([v_u, 1],
+    [v_i + V^T f_i, w_i + w_f . f_i])."""
+    factors, linear = self.item_terms()
+    return bpr_mf.inner_product_form([self.v_user], [factors], linear)
 
   def regularization(self, users: tf.Tensor, pos: tf.Tensor, neg: tf.Tensor) -> tf.Tensor:
     """reg * (l2_loss of the rows v_u, v_i, v_j, w_i, w_j + l2_loss(V) + l2_loss(w_f))."""

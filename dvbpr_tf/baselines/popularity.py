@@ -9,7 +9,8 @@
   Items with equal counts tie; the paper's AUC counts a tie as not ranked above (`>`), which
   is why PopRank can fall below 0.5 on cold items, where most items have equal counts.
 
-Both are plain NumPy scorers: `score_rows(users) -> [B, num_items]`.
+Both are plain NumPy scorers: `score_rows(users) -> [B, num_items]` (PopRank also
+`embeddings()`, its scores as inner products).
 """
 
 from __future__ import annotations
@@ -51,9 +52,10 @@ class PopularityScorer:
 
   Args:
     train_counts: [num_items] training observations of each item (`Catalog.train_counts`).
+    num_users: the user id space, for `embeddings` (None: no embedding form).
   """
 
-  def __init__(self, train_counts: np.ndarray):
+  def __init__(self, train_counts: np.ndarray, num_users: int | None = None):
     counts = np.asarray(train_counts)
     if counts.ndim != 1 or len(counts) == 0 or np.any(counts < 0):
       raise errors.ConfigError(
@@ -61,7 +63,15 @@ class PopularityScorer:
           f"{counts.shape}")
     self.counts = counts.astype(np.float32)
     self.num_items = len(counts)
+    self.num_users = None if num_users is None else checks.integer("num_users", num_users, 1)
 
   def score_rows(self, users: np.ndarray) -> np.ndarray:
     """[B, num_items] float32: every row the item counts."""
     return np.repeat(self.counts[None, :], len(np.asarray(users)), axis=0)
+
+  def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
+    """x_ui as an inner product, for the evaluator's embedding path: ([1] per user,
+    [count] per item)."""
+    if self.num_users is None:
+      raise errors.ConfigError("PopularityScorer.embeddings needs num_users")
+    return np.ones((self.num_users, 1), np.float32), self.counts[:, None].copy()

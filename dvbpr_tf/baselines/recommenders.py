@@ -43,7 +43,7 @@ def build_scorer(method: str, catalog: catalog_lib.Catalog, item_features=None, 
   if method == "rand":
     return popularity.RandomScorer(catalog.num_items, seed=seed)
   if method == "poprank":
-    return popularity.PopularityScorer(catalog.train_counts)
+    return popularity.PopularityScorer(catalog.train_counts, catalog.num_users)
   if method == "visrank":
     users, items = catalog.interactions("train")
     return visrank.VisRankScorer(_require_features(method, item_features), users, items)

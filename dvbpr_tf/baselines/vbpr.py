@@ -16,7 +16,8 @@ loss, a sum over the batch:
         + reg_E * l2_loss(E)
 
 over the batch's rows (a row drawn twice counts twice) and, once per batch, the whole of E;
-l2_loss(t) = sum(t^2) / 2. The features are a non-trainable weight of the model. All
+l2_loss(t) = sum(t^2) / 2. The features are a
+constant of the model (not a weight: not checkpointed). All
 parameters start N(0, 0.01^2).
 
 `visual_bias=True` gives He & McAuley's original predictor (VBPR, AAAI 2016, eq. 4), which adds
@@ -126,6 +127,13 @@ class Vbpr(bpr_mf.BprModel):
   def call(self, users, training=False):
     del training
     return self.score_rows(users)
+
+  def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
+    """x_ui as one inner product (`bpr_mf.inner_product_form`): ([gamma_u, theta_u, 1],
+    [gamma_i, E f_i, beta_i (+ beta'^T f_i)])."""
+    return bpr_mf.inner_product_form([self.gamma_user, self.theta_user],
+                                     [self.gamma_item, self.visual_factors()],
+                                     self.item_bias())
 
   def regularization(self, users: tf.Tensor, pos: tf.Tensor, neg: tf.Tensor) -> tf.Tensor:
     """reg * l2_loss of the rows gamma_u, theta_u, gamma_i, gamma_j, beta_i, beta_j

@@ -145,7 +145,11 @@ class Evaluator:
         lambda heldout: metrics.auc_all_and_cold(score_rows, heldout, self.catalog.train_counts,
                                                  chunk_size=self.chunk_size,
                                                  per_user=per_user),
-        score_rows, per_user)
+        lambda heldout: metrics.sampled_auc(
+            score_rows, heldout, self.train_keys, self.catalog.num_items,
+            self.sampled_negatives, seed=self.seed, chunk_size=self.chunk_size,
+            per_user=per_user),
+        per_user)
 
   def selection_heldout(self, num_users: int) -> metrics.HeldOut:
     """A fixed, seeded subset of `num_users` validation users (all when fewer), for model
@@ -159,32 +163,40 @@ class Evaluator:
     mask[rows] = True
     return heldout.select(mask)
 
-  def evaluate_selection(self, score_rows: metrics.ScoreRows, num_users: int) -> dict:
+  def evaluate_selection(self, score_rows: metrics.ScoreRows | None, num_users: int,
+                         embeddings: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """The figure that picks the best epoch and grid point, and nothing else: the exact
     validation AUC (all items) over `selection_heldout(num_users)`, as `auc_valid`, with
-    `num_users_valid_selection`."""
+    `num_users_valid_selection`. Scores from `score_rows`, or, given `embeddings` (user and
+    item vectors), from their inner products by the embedding path."""
     heldout = self.selection_heldout(num_users)
-    figures = metrics.auc_all_and_cold(score_rows, heldout, self.catalog.train_counts,
-                                       chunk_size=self.chunk_size)
+    if embeddings is not None:
+      figures = metrics.auc_all_and_cold_from_embeddings(
+          *embeddings, heldout, self.catalog.train_counts, devices=self.devices)
+    else:
+      figures = metrics.auc_all_and_cold(score_rows, heldout, self.catalog.train_counts,
+                                         chunk_size=self.chunk_size)
     return {"auc_valid": figures["auc"], "num_users_valid_selection": len(heldout)}
 
   def evaluate_embeddings(self, user_vectors: np.ndarray, item_vectors: np.ndarray,
                           per_user: bool = False) -> dict:
     """All figures for x_ui = user_vectors[u] . item_vectors[i]: the exact figures from the
-    products counted chunk by chunk (on `devices` if given), the sampled AUC as
-    `evaluate_scores`."""
+    products counted chunk by chunk (on `devices` if given), the sampled AUC from the
+    products with the drawn items only (the draws of `evaluate_scores`)."""
     user_vectors = np.asarray(user_vectors, np.float32)
     item_vectors = np.asarray(item_vectors, np.float32)
-    item_t = np.ascontiguousarray(item_vectors.T)
     return self._figures(
         lambda heldout: metrics.auc_all_and_cold_from_embeddings(
             user_vectors, item_vectors, heldout, self.catalog.train_counts,
             devices=self.devices, per_user=per_user),
-        lambda users: user_vectors[users] @ item_t, per_user)
+        lambda heldout: metrics.sampled_auc_from_embeddings(
+            user_vectors, item_vectors, heldout, self.train_keys, self.sampled_negatives,
+            seed=self.seed, chunk_size=self.chunk_size, per_user=per_user),
+        per_user)
 
   def _figures(self, exact: Callable[[metrics.HeldOut], dict],
-               score_rows: metrics.ScoreRows, per_user: bool) -> dict:
-    """The exact figures by `exact` and the sampled AUC from `score_rows`, per split; with
+               sampled: Callable[[metrics.HeldOut], object], per_user: bool) -> dict:
+    """The exact figures by `exact` and the sampled AUC by `sampled`, per split; with
     `per_user`, the users' values keyed as the figures, and each split's `users`."""
     result, values = {}, {}
     for split, key in SPLIT_KEYS.items():
@@ -199,14 +211,11 @@ class Evaluator:
                        for name in metrics.figure_names()})
       if self.sampled_negatives:
         sampled_key = f"auc_{key}_sampled{self.sampled_negatives}"
-        sampled = metrics.sampled_auc(
-            score_rows, heldout, self.train_keys, self.catalog.num_items,
-            self.sampled_negatives, seed=self.seed, chunk_size=self.chunk_size,
-            per_user=per_user)
+        value = sampled(heldout)
         if per_user:
-          values[sampled_key] = sampled
-          sampled = metrics.nanmean(sampled)
-        result[sampled_key] = sampled
+          values[sampled_key] = value
+          value = metrics.nanmean(value)
+        result[sampled_key] = value
     if per_user:
       result["per_user"] = values
     return result

@@ -62,8 +62,15 @@ class PairwiseTask(bpr_task.BprTask):
     return self._score_rows(tf.constant(users, tf.int64)).numpy()
 
   def evaluate(self, per_user: bool = False):
+    """The evaluator's figures; for a model with `embeddings()` (x_ui as one inner product:
+    BPR-MF, WARP, FM, VBPR) by the evaluator's embedding path (one reused buffer, the
+    sampled AUC from the drawn items only), otherwise from `score_rows`."""
+    embeddings = self.model.embeddings() if hasattr(self.model, "embeddings") else None
     if self.selection_users and not per_user:
-      return self.evaluator.evaluate_selection(self.score_rows, self.selection_users)
+      return self.evaluator.evaluate_selection(self.score_rows, self.selection_users,
+                                               embeddings=embeddings)
+    if embeddings is not None:
+      return self.evaluator.evaluate_embeddings(*embeddings, per_user=per_user)
     return self.evaluator.evaluate_scores(self.score_rows, per_user=per_user)
 
 
@@ -163,7 +170,10 @@ def evaluate_scorer(method: str, catalog: catalog_lib.Catalog, item_features,
   best, grid = None, []
   for value in values:
     scorer = recommenders.build_scorer(method, catalog, item_features, seed=seed, value=value)
-    figures = evaluator.evaluate_scores(scorer.score_rows, per_user=True)
+    if hasattr(scorer, "embeddings"):  # Scores as inner products (PopRank): one buffer.
+      figures = evaluator.evaluate_embeddings(*scorer.embeddings(), per_user=True)
+    else:
+      figures = evaluator.evaluate_scores(scorer.score_rows, per_user=True)
     if name:
       grid.append({"params": {name: value}, **{k: figures[k] for k in keys}})
     if best is None or figures["auc_valid"] > best[1]["auc_valid"]:
