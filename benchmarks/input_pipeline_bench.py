@@ -247,14 +247,18 @@ def run(config: Config) -> common.BenchmarkResult:
   # As a `_224` build stores them: resized once (Pillow, antialiased), JPEG quality 95.
   stored = [images_lib.to_rgb_jpeg(j, config.image_size) for j in jpegs]
   stored_table = input_pipeline.ImageTable.from_config(stored, on_demand)
+  plain = dataclasses.replace(on_demand, resize="bilinear")
+  plain_table = input_pipeline.ImageTable.from_config(jpegs, plain)
 
   nearest, bicubic = Image.Resampling.NEAREST, Image.Resampling.BICUBIC
-  tf_rates, authors_rates, cached_rates, bicubic_rates, stored_rates = common.interleaved([
-      lambda: _measure_tf(sampler, table, on_demand, config),
-      lambda: _measure_authors(jpegs, user_items, config, nearest),
-      lambda: _measure_tf(sampler, cached_table, cached, config),
-      lambda: _measure_authors(jpegs, user_items, config, bicubic),
-      lambda: _measure_tf(sampler, stored_table, on_demand, config)], config.repeats)
+  (tf_rates, authors_rates, cached_rates, bicubic_rates, stored_rates,
+   plain_rates) = common.interleaved([
+       lambda: _measure_tf(sampler, table, on_demand, config),
+       lambda: _measure_authors(jpegs, user_items, config, nearest),
+       lambda: _measure_tf(sampler, cached_table, cached, config),
+       lambda: _measure_authors(jpegs, user_items, config, bicubic),
+       lambda: _measure_tf(sampler, stored_table, on_demand, config),
+       lambda: _measure_tf(sampler, plain_table, plain, config)], config.repeats)
 
   unit = "images/s"
   authors = common.Rate("authors' loader (PIL, NEAREST)", unit, tuple(authors_rates))
@@ -272,6 +276,12 @@ def run(config: Config) -> common.BenchmarkResult:
                       tuple(stored_rates)),
           authors, STORED_GOAL_RATIO,
           note="the `_224` builder configs: decode only, no resize"),
+      common.compare(
+          f"{NAME}_plain_bilinear",
+          common.Rate("tf.data, decode on demand, plain bilinear resize", unit,
+                      tuple(plain_rates)),
+          authors, STORED_GOAL_RATIO,
+          note="PipelineConfig.resize='bilinear' (mild downscales)"),
   )
   details = {
       "authors_loader_bicubic": common.Rate("authors' loader (PIL, bicubic: today's default)",
@@ -283,6 +293,7 @@ def run(config: Config) -> common.BenchmarkResult:
       "images_per_second_per_core": {
           "decode_on_demand": float(np.median(tf_rates)) / (os.cpu_count() or 1),
           "stored_at_size": float(np.median(stored_rates)) / (os.cpu_count() or 1),
+          "plain_bilinear": float(np.median(plain_rates)) / (os.cpu_count() or 1),
           "authors_loader": float(np.median(authors_rates)) / (os.cpu_count() or 1)},
       "decoding_alone": _decode_variants(jpegs, config),
   }

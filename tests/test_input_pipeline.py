@@ -119,3 +119,25 @@ def test_bad_config_is_refused():
     input_pipeline.PipelineConfig(cache_decoded="sometimes")
   with pytest.raises(ValueError, match="batch_size must be at least 1, got 0"):
     input_pipeline.PipelineConfig(batch_size=0)
+
+
+def test_plain_bilinear_resize_is_close_to_antialiased_on_mild_downscales(tiny_catalog):
+  """`resize="bilinear"` (PipelineConfig.resize) reads the 4 nearest pixels instead of the
+  widened filter: near the antialiased image for 50 -> 40, identical at the stored size."""
+  rng = np.random.default_rng(0)
+  smooth = tf.image.resize(rng.uniform(0, 255, (1, 6, 6, 3)), [50, 50]).numpy()[0]
+  jpeg = tf.io.encode_jpeg(smooth.astype(np.uint8), quality=100)
+  plain = input_pipeline.decode_image(jpeg, 40, "bilinear").numpy().astype(float)
+  antialiased = input_pipeline.decode_image(jpeg, 40, "antialiased").numpy().astype(float)
+  assert plain.shape == antialiased.shape == (40, 40, 3)
+  assert 0 < np.abs(plain - antialiased).mean() < 3.0
+  stored = input_pipeline.decode_image(jpeg, 50, "bilinear").numpy()
+  np.testing.assert_array_equal(stored, input_pipeline.decode_image(jpeg, 50).numpy())
+  table = input_pipeline.ImageTable.from_config(
+      tiny_catalog.jpegs, input_pipeline.PipelineConfig(image_size=40, resize="bilinear",
+                                                        cache_decoded="never"))
+  looked_up = table.lookup(tf.constant([0, 1], tf.int64)).numpy()
+  np.testing.assert_array_equal(looked_up, input_pipeline.decode_items(tiny_catalog.jpegs,
+                                                                       [0, 1], 40, "bilinear"))
+  with pytest.raises(Exception, match="resize"):
+    input_pipeline.PipelineConfig(resize="cubic")

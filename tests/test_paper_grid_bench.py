@@ -1,7 +1,10 @@
 """The paper-scale grid benchmark (benchmarks/paper_grid_bench.py) and its synthetic catalog,
 at their tiny size."""
 
+import dataclasses
+
 import numpy as np
+import pytest
 
 from benchmarks import paper_grid_bench
 from benchmarks import synthetic
@@ -39,3 +42,18 @@ def test_tiny_grid_runs_every_method_and_counts_visrank(tmp_path):
   visrank = document["visrank"]
   assert visrank["multiply_adds"] == visrank["distance_rows"] * 120 * 16
   assert "VisRank, one exact evaluation" in paper_grid_bench.markdown(document)
+
+
+def test_probed_feature_models_are_timed_and_extrapolated(tmp_path):
+  config = dataclasses.replace(paper_grid_bench.SIZES["tiny"], methods=("fm",),
+                               feature_models="probe", dims=(2, 3), visrank_users=0)
+  document = paper_grid_bench.run(config, tmp_path)
+  record = document["methods"]["fm"]
+  rates = record["train_pairs_per_second_by_K"]
+  assert set(rates) == {2, 3} and min(rates.values()) > 0
+  pairs = 600 - 2 * 60  # Every user holds out a validation and a test item.
+  expected = sum(len(config.regs) * config.epochs * pairs / rate for rate in rates.values())
+  assert record["extrapolated_grid_training_seconds"] == pytest.approx(expected)
+  assert document["total_with_extrapolated_seconds"] == pytest.approx(
+      document["total_seconds"] + expected)
+  assert "fm, timed on 6 steps per K" in paper_grid_bench.markdown(document)

@@ -140,16 +140,21 @@ class Evaluator:
 
   def evaluate_scores(self, score_rows: metrics.ScoreRows, per_user: bool = False) -> dict:
     """All figures from a function of user indices -> [B, num_items] scores (and, with
-    `per_user`, every user's values under `per_user`)."""
-    return self._figures(
-        lambda heldout: metrics.auc_all_and_cold(score_rows, heldout, self.catalog.train_counts,
-                                                 chunk_size=self.chunk_size,
-                                                 per_user=per_user),
-        lambda heldout: metrics.sampled_auc(
-            score_rows, heldout, self.train_keys, self.catalog.num_items,
-            self.sampled_negatives, seed=self.seed, chunk_size=self.chunk_size,
-            per_user=per_user),
-        per_user)
+    `per_user`, every user's values under `per_user`), in one pass over the score rows per
+    split (the sampled AUC read from the same chunks)."""
+    counters = {}  # The sampled AUC of a split, counted from the exact pass's score rows.
+
+    def exact(heldout):
+      counter = counters[id(heldout)] = metrics.SampledAuc(
+          heldout, self.train_keys, self.catalog.num_items, self.sampled_negatives,
+          seed=self.seed)
+      return metrics.auc_all_and_cold(score_rows, heldout, self.catalog.train_counts,
+                                      chunk_size=self.chunk_size, per_user=per_user,
+                                      observe=counter.add_rows if self.sampled_negatives
+                                      else None)
+
+    return self._figures(exact, lambda heldout: counters.pop(id(heldout)).result(per_user),
+                         per_user)
 
   def selection_heldout(self, num_users: int) -> metrics.HeldOut:
     """A fixed, seeded subset of `num_users` validation users (all when fewer), for model

@@ -214,10 +214,16 @@ def _count(chunks: Iterable[tuple[int, int, np.ndarray]], heldout: HeldOut,
   return _Counts(wins, negatives, c_wins, c_negatives)
 
 
-def _score_row_chunks(score_rows: ScoreRows, heldout: HeldOut, chunk_size: int):
+def _score_row_chunks(score_rows: ScoreRows, heldout: HeldOut, chunk_size: int,
+                      observe: Callable[[int, int, np.ndarray], None] | None = None):
+  """(start, stop, scores) chunk by chunk; `observe` sees each chunk first (e.g.
+  `SampledAuc.add_rows`, so that the sampled AUC needs no second pass over the scores)."""
   for start in range(0, len(heldout), chunk_size):
     stop = min(start + chunk_size, len(heldout))
-    yield start, stop, np.asarray(score_rows(heldout.users[start:stop]))
+    scores = np.asarray(score_rows(heldout.users[start:stop]))
+    if observe is not None:
+      observe(start, stop, scores)
+    yield start, stop, scores
 
 
 def per_user_auc(
@@ -252,6 +258,7 @@ def auc_all_and_cold(
     cold_threshold: int = COLD_THRESHOLD,
     chunk_size: int = 1024,
     per_user: bool = False,
+    observe: Callable[[int, int, np.ndarray], None] | None = None,
 ) -> dict:
   """Exact AUC on all items and on cold items (see the module docstring), both from one pass
   over the score rows.
@@ -263,6 +270,7 @@ def auc_all_and_cold(
     cold_threshold: items with fewer training observations are cold.
     chunk_size: users scored at once.
     per_user: also return every user's values (`per_user_values`) under `per_user`.
+    observe: called with (start, stop, scores) of each chunk before it is counted.
 
   Returns:
     dict with `auc`, `auc_cold`, the top-K figures of `per_user_values` (`hr10`, `ndcg10`,
@@ -270,7 +278,8 @@ def auc_all_and_cold(
     `num_users_cold` (cold figures are NaN when no evaluated user has a cold held-out item).
   """
   cold_items = np.asarray(train_counts) < cold_threshold
-  counts = _count(_score_row_chunks(score_rows, heldout, chunk_size), heldout, cold_items)
+  counts = _count(_score_row_chunks(score_rows, heldout, chunk_size, observe), heldout,
+                  cold_items)
   return _summary(counts, cold_items[heldout.items], per_user)
 
 
@@ -466,7 +475,8 @@ def sampled_auc(
   For each evaluated user it draws `num_samples` distinct item indices uniformly (as Python's
   `random.sample(range(itemnum), 100)`), skips those in the user's training set and the
   held-out item itself, and counts x_ui > x_uj over the rest. Items of the user's other
-  held-out split can be drawn as negatives, as in the authors' code.
+  held-out split can be drawn as negatives, as in the authors' code. (`SampledAuc` is the
+  same figure accumulated from chunks of score rows another pass produces.)
 
   Args:
     score_rows: user indices [B] -> [B, num_items] scores.
@@ -476,11 +486,10 @@ def sampled_auc(
     The mean over users (users left with no sampled negative are skipped); with `per_user`,
     the [E] per-user values instead (NaN for those users).
   """
-  def score_items(users, items):
-    return np.take_along_axis(np.asarray(score_rows(users)), items, axis=1)
-
-  return _sampled_auc(score_items, heldout, train_keys, num_items, num_samples, seed,
-                      chunk_size, per_user)
+  counter = SampledAuc(heldout, train_keys, num_items, num_samples, seed)
+  for start, stop, scores in _score_row_chunks(score_rows, heldout, chunk_size):
+    counter.add_rows(start, stop, scores)
+  return counter.result(per_user)
 
 
 def sampled_auc_from_embeddings(user_vectors: np.ndarray, item_vectors: np.ndarray,
@@ -492,33 +501,57 @@ def sampled_auc_from_embeddings(user_vectors: np.ndarray, item_vectors: np.ndarr
   num_items): the same draws, the same figure."""
   user_vectors = np.asarray(user_vectors, np.float32)
   item_vectors = np.asarray(item_vectors, np.float32)
-
-  def score_items(users, items):
-    return np.einsum("bk,bsk->bs", user_vectors[users], item_vectors[items])
-
-  return _sampled_auc(score_items, heldout, train_keys, len(item_vectors), num_samples, seed,
-                      chunk_size, per_user)
-
-
-def _sampled_auc(score_items, heldout: HeldOut, train_keys: np.ndarray, num_items: int,
-                 num_samples: int, seed: int, chunk_size: int, per_user: bool):
-  """`sampled_auc` given `score_items`: users [B], items [B, S] -> [B, S] scores x_ui."""
-  rng = np.random.default_rng(seed)
-  values = np.full(len(heldout), np.nan)
-  draws = min(num_samples, num_items)
+  counter = SampledAuc(heldout, train_keys, len(item_vectors), num_samples, seed)
   for start in range(0, len(heldout), chunk_size):
     stop = min(start + chunk_size, len(heldout))
-    users = heldout.users[start:stop]
-    positives = heldout.items[start:stop].astype(np.int64)
-    samples = _distinct_uniform(rng, len(users), draws, num_items)
-    keys = users[:, None].astype(np.int64) * num_items + samples
+    items = counter.draw(start, stop)
+    counter.add_scores(start, stop, np.einsum(
+        "bk,bsk->bs", user_vectors[heldout.users[start:stop]], item_vectors[items]))
+  return counter.result(per_user)
+
+
+class SampledAuc:
+  """`sampled_auc` accumulated chunk by chunk, in the order of the evaluated users: the
+  draws of a chunk come from one generator in chunk order, so chunks of the same bounds give
+  the same draws whichever pass scores them.
+
+  `add_rows(start, stop, rows)` takes the chunk's [B, num_items] score rows; or
+  `draw(start, stop)` gives [B, 1 + num_samples] items (the held-out item first) and
+  `add_scores(start, stop, scores)` takes their scores. `result(per_user)` as `sampled_auc`.
+  """
+
+  def __init__(self, heldout: HeldOut, train_keys: np.ndarray, num_items: int,
+               num_samples: int = 100, seed: int = 0):
+    self.heldout, self.train_keys, self.num_items = heldout, train_keys, int(num_items)
+    self.num_draws = min(num_samples, num_items)
+    self.rng = np.random.default_rng(seed)
+    self.values = np.full(len(heldout), np.nan)
+    self._valid = None
+
+  def draw(self, start: int, stop: int) -> np.ndarray:
+    users = self.heldout.users[start:stop]
+    positives = self.heldout.items[start:stop].astype(np.int64)
+    samples = _distinct_uniform(self.rng, len(users), self.num_draws, self.num_items)
+    keys = users[:, None].astype(np.int64) * self.num_items + samples
+    train_keys = self.train_keys
     position = np.minimum(np.searchsorted(train_keys, keys), max(len(train_keys) - 1, 0))
     in_train = (train_keys[position] == keys) if len(train_keys) else np.zeros_like(keys, bool)
-    valid = ~in_train & (samples != positives[:, None])
-    scores = score_items(users, np.concatenate([positives[:, None], samples], axis=1))
+    self._valid = (start, ~in_train & (samples != positives[:, None]))
+    return np.concatenate([positives[:, None], samples], axis=1)
+
+  def add_scores(self, start: int, stop: int, scores: np.ndarray) -> None:
+    drawn_for, valid = self._valid
+    if drawn_for != start:
+      raise ValueError(f"add_scores({start}, ...) after draw({drawn_for}, ...)")
     wins = (scores[:, 1:] < scores[:, :1]) & valid
-    values[start:stop] = _ratio(wins.sum(axis=1), valid.sum(axis=1))
-  return values if per_user else nanmean(values)
+    self.values[start:stop] = _ratio(wins.sum(axis=1), valid.sum(axis=1))
+
+  def add_rows(self, start: int, stop: int, rows: np.ndarray) -> None:
+    items = self.draw(start, stop)
+    self.add_scores(start, stop, np.take_along_axis(np.asarray(rows), items, axis=1))
+
+  def result(self, per_user: bool = False):
+    return self.values if per_user else nanmean(self.values)
 
 
 def _distinct_uniform(rng: np.random.Generator, rows: int, draws: int, n: int) -> np.ndarray:
