@@ -31,6 +31,7 @@ Flags are read in `main` only; `run` takes a `Config`.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import os
 import pathlib
@@ -42,12 +43,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 from absl import logging
+import keras
 import numpy as np
+import tensorflow as tf
 
 from benchmarks import synthetic
 from dvbpr_tf import config as config_lib
 from dvbpr_tf.baselines import recommenders
 from dvbpr_tf.baselines import visrank
+from dvbpr_tf.core import files
 from dvbpr_tf.core import workdir as workdir_lib
 from dvbpr_tf.training import pairwise_task
 
@@ -142,6 +146,8 @@ def feature_model_probe(method: str, catalog, features: np.ndarray, config: Conf
                                           config.regs[min(1, len(config.regs) - 1)], point,
                                           config.seed, evaluate_best=False)
     rates[dim] = record["train_pairs_per_second"]
+    keras.backend.clear_session()
+    gc.collect()
     extrapolated += len(config.regs) * config.epochs * pairs_per_epoch / rates[dim]
   return {"probed": True, "probe_steps": config.probe_steps,
           "train_pairs_per_second_by_K": rates,
@@ -150,14 +156,20 @@ def feature_model_probe(method: str, catalog, features: np.ndarray, config: Conf
           "extrapolated_grid_training_seconds": extrapolated}
 
 
-def run(config: Config, folder) -> dict:
-  """Every method of `config.methods`; {"methods": {name: record}, "total_seconds", ...}."""
+def run(config: Config, folder, on_method=None) -> dict:
+  """Every method of `config.methods`; {"methods": {name: record}, "total_seconds", ...}.
+  `on_method(records)` is called after each method (to keep what finished if a later one
+  fails: at Amazon Fashion's size a feature model holds its own 3.85 GB copy of the
+  features)."""
   started = time.time()
   catalog = synthetic.interaction_catalog(config.num_users, config.num_items,
                                           config.num_interactions, config.seed)
   needs_features = any(m in recommenders.NEEDS_FEATURES for m in config.methods)
   features = (synthetic.item_features(config.num_items, config.feature_dim, config.seed)
               if needs_features or config.visrank_users else None)
+  # One copy for every feature model (3.85 GB at Amazon Fashion's size); NumPy reads it
+  # without a copy (VisRank).
+  features = None if features is None else tf.constant(features)
   data_seconds = time.time() - started
   baseline = baseline_config(config)
   records = {}
@@ -179,6 +191,10 @@ def run(config: Config, folder) -> dict:
     record = {k: v for k, v in record.items() if not k.startswith("per_user")}
     record["seconds"] = time.time() - tick
     records[method] = record
+    keras.backend.clear_session()  # Frees the method's models (and their features' copy).
+    gc.collect()
+    if on_method is not None:
+      on_method(records)
     logging.info("paper grid: %s done in %.0f s (test AUC %.4f)", method, record["seconds"],
                  record.get("auc_test") or float("nan"))
   document = {"config": dataclasses.asdict(config), "data_seconds": data_seconds,
@@ -186,7 +202,8 @@ def run(config: Config, folder) -> dict:
               "total_seconds": time.time() - started,
               "goal_seconds": GOAL_SECONDS}
   if config.visrank_users and features is not None:
-    document["visrank"] = visrank_cost(catalog, features, config.visrank_users, config.seed)
+    document["visrank"] = visrank_cost(catalog, features.numpy(), config.visrank_users,
+                                       config.seed)
   # A probed method's grid did not run: its extrapolated training time counts towards the goal.
   document["total_with_extrapolated_seconds"] = document["total_seconds"] + sum(
       r.get("extrapolated_grid_training_seconds", 0.0) for r in records.values())
@@ -255,13 +272,19 @@ def main(argv) -> None:
   config = dataclasses.replace(SIZES[FLAGS.size], methods=tuple(FLAGS.methods))
   if FLAGS.feature_models:
     config = dataclasses.replace(config, feature_models=FLAGS.feature_models)
-  with tempfile.TemporaryDirectory() as folder:
-    document = run(config, folder)
-  text = markdown(document)
-  print(text)
   path = pathlib.Path(FLAGS.output)
   path.parent.mkdir(parents=True, exist_ok=True)
-  path.write_text(json.dumps(document, indent=2, default=float) + "\n")
+  partial = path.with_suffix(".partial.json")
+
+  def keep(records):
+    files.write_json_atomic(partial, {"config": dataclasses.asdict(config), "methods": records})
+
+  with tempfile.TemporaryDirectory() as folder:
+    document = run(config, folder, on_method=keep)
+  text = markdown(document)
+  print(text)
+  files.write_json_atomic(path, document)
+  partial.unlink(missing_ok=True)
   path.with_suffix(".md").write_text(text)
   print(f"JSON: {path}")
 

@@ -148,10 +148,13 @@ class BprModel(keras.Model):
     the config, the features as a constant tensor (not checkpointed). Returns (num_features, the rng of the
     initial values)."""
     checks.integer("num_users", num_users, 1)
+    given = features
     features = check_features(features)
     self.num_users, self.config = int(num_users), config
     self.num_items, num_features = features.shape
-    self.features = constant_tensor(features)
+    # A float32 tensor is kept as it is: models over one feature matrix share its memory.
+    self.features = (given if isinstance(given, tf.Tensor) and given.dtype == tf.float32
+                     else constant_tensor(features))
     return num_features, np.random.default_rng(seed)
 
   metric_names = ("loss", "bpr", "regularization")
