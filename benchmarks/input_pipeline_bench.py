@@ -280,8 +280,8 @@ def run(config: Config) -> common.BenchmarkResult:
           f"{NAME}_plain_bilinear",
           common.Rate("tf.data, decode on demand, plain bilinear resize", unit,
                       tuple(plain_rates)),
-          authors, STORED_GOAL_RATIO,
-          note="PipelineConfig.resize='bilinear' (mild downscales)"),
+          authors, None,
+          note="PipelineConfig.resize='bilinear' (mild downscales); no goal of its own"),
   )
   details = {
       "authors_loader_bicubic": common.Rate("authors' loader (PIL, bicubic: today's default)",

@@ -15,8 +15,9 @@ PopRank are evaluated once. Times per method include everything (building, traci
 training, checkpoints, evaluation).
 
 FM and VBPR over 4,096-d features are bound by arithmetic: a pair costs about
-6 x F x K multiply-adds (E f_i for its two items, forward and two gradients), 236 G per epoch of
-384,201 pairs at K = 10, so their grid cannot fit in 30 minutes on 2 cores. By default
+4 x F x K multiply-adds (f_i V for its two items, and the gradient of V from each), 63 G per
+epoch of 384,201 pairs at K = 10, 79 T over the grid, so their grid cannot fit in 30 minutes
+on 2 cores. By default
 (`feature_models="probe"`) the benchmark trains each K for `probe_steps` steps, measures the
 trainer's pairs/s and extrapolates the grid's training time at 20 epochs per point;
 `--feature_models=grid` runs their whole grid.
@@ -152,7 +153,7 @@ def feature_model_probe(method: str, catalog, features: np.ndarray, config: Conf
   return {"probed": True, "probe_steps": config.probe_steps,
           "train_pairs_per_second_by_K": rates,
           "multiply_adds_per_epoch_by_K": {
-              dim: 6 * features.shape[1] * dim * pairs_per_epoch for dim in config.dims},
+              dim: 4 * features.shape[1] * dim * pairs_per_epoch for dim in config.dims},
           "extrapolated_grid_training_seconds": extrapolated}
 
 
