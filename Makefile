@@ -32,8 +32,10 @@ demo:
 	$(PY) -m experiments.main --experiment=demo --preset=demo \
 	    --data_dir=$(DATA_DIR) --workdir=$(WORKDIR) $(MANUAL_FLAG)
 
+# Two workers, each test file on one of them (--dist loadfile: a module's fixtures are built
+# once): 458 s against 652 s in one process on 2 cores.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 # The five speed benchmarks at full size (about 10-15 minutes on 2 cores): prints the table
 # and writes runs/benchmarks/full.json; see benchmarks/README.md.

@@ -43,7 +43,7 @@ setuptools.setup(
     # installs from its wheel; LightFM's maintained fork `lightfm-next` ships a wheel that
     # needs a newer glibc than Debian 12's, so pip builds it from its source distribution
     # (a C compiler and the Python headers: apt-get install build-essential python3-dev).
-    extras_require={"test": ["pytest>=8", "hypothesis>=6", "dill"],
+    extras_require={"test": ["pytest>=8", "pytest-xdist>=3", "hypothesis>=6", "dill"],
                     "peers": ["cornac==3.0.1", "lightfm-next==1.18.7"]},
     entry_points={"console_scripts": ["dvbpr-tf=experiments.main:run"]},
 )

@@ -73,6 +73,7 @@ class Config:
     visrank_users: users VisRank is timed on.
     feature_models: "grid" (FM and VBPR run the grid) or "probe" (timed, extrapolated).
     probe_steps: the steps each K of a probed feature model trains.
+    jit_compile: XLA for the training steps (as measured; off at the tiny size, for speed).
     seed: data and training seed.
   """
 
@@ -89,13 +90,14 @@ class Config:
   visrank_users: int = 8
   feature_models: str = "probe"
   probe_steps: int = 1000
+  jit_compile: bool = True
   seed: int = 0
 
 
 SIZES = {
     "tiny": Config(num_users=60, num_items=120, num_interactions=600, feature_dim=16,
                    regs=(0.0, 0.1), dims=(4,), epochs=2, patience=1, selection_users=20,
-                   visrank_users=4, feature_models="grid", probe_steps=6),
+                   visrank_users=4, probe_steps=6, jit_compile=False),
     "full": Config(),
 }
 
@@ -105,7 +107,8 @@ def baseline_config(config: Config) -> config_lib.BaselineConfig:
   of 2,048, FM and VBPR by Adam on 128) with XLA, the grid and the selection subset."""
   return config_lib.BaselineConfig(regs=config.regs, dims=config.dims, epochs=config.epochs,
                                    patience=config.patience, bootstrap_resamples=0,
-                                   selection_users=config.selection_users, jit_compile=True)
+                                   selection_users=config.selection_users,
+                                   jit_compile=config.jit_compile)
 
 
 def visrank_cost(catalog, features: np.ndarray, num_users: int, seed: int) -> dict:

@@ -145,8 +145,8 @@ class BprModel(keras.Model):
 
   def _start_feature_model(self, num_users: int, features, config, seed: int):
     """What a model over fixed item features (FM, VBPR) starts with: the checks, the sizes,
-    the config, the features as a constant tensor (not checkpointed). Returns (num_features, the rng of the
-    initial values)."""
+    the config, the features as a constant tensor (not checkpointed). Returns
+    (num_features, the rng of the initial values)."""
     checks.integer("num_users", num_users, 1)
     given = features
     features = check_features(features)

@@ -16,9 +16,8 @@ loss, a sum over the batch:
         + reg_E * l2_loss(E)
 
 over the batch's rows (a row drawn twice counts twice) and, once per batch, the whole of E;
-l2_loss(t) = sum(t^2) / 2. The features are a
-constant of the model (not a weight: not checkpointed). All
-parameters start N(0, 0.01^2).
+l2_loss(t) = sum(t^2) / 2. The features are a constant of the model (not a weight: not
+checkpointed). All parameters start N(0, 0.01^2).
 
 `visual_bias=True` gives He & McAuley's original predictor (VBPR, AAAI 2016, eq. 4), which adds
 the visual bias beta'^T f_i, one [F] vector shared by all users (what a user-independent
