@@ -134,6 +134,12 @@ def visrank_cost(catalog, features: np.ndarray, num_users: int, seed: int) -> di
           * features.shape[1] / max(seconds, 1e-9)}
 
 
+def free_models() -> None:
+  """Drops the models built so far (Keras' graph state, then the objects holding them)."""
+  keras.backend.clear_session()
+  gc.collect()
+
+
 def feature_model_probe(method: str, catalog, features: np.ndarray, config: Config,
                         folder) -> dict:
   """FM or VBPR timed, not grid-searched: each K trains `probe_steps` steps (reg
@@ -150,8 +156,7 @@ def feature_model_probe(method: str, catalog, features: np.ndarray, config: Conf
                                           config.regs[min(1, len(config.regs) - 1)], point,
                                           config.seed, evaluate_best=False)
     rates[dim] = record["train_pairs_per_second"]
-    keras.backend.clear_session()
-    gc.collect()
+    free_models()
     extrapolated += len(config.regs) * config.epochs * pairs_per_epoch / rates[dim]
   return {"probed": True, "probe_steps": config.probe_steps,
           "train_pairs_per_second_by_K": rates,
@@ -195,8 +200,7 @@ def run(config: Config, folder, on_method=None) -> dict:
     record = {k: v for k, v in record.items() if not k.startswith("per_user")}
     record["seconds"] = time.time() - tick
     records[method] = record
-    keras.backend.clear_session()  # Frees the method's models (and their features' copy).
-    gc.collect()
+    free_models()
     if on_method is not None:
       on_method(records)
     logging.info("paper grid: %s done in %.0f s (test AUC %.4f)", method, record["seconds"],

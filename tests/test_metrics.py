@@ -169,15 +169,23 @@ def _sampled_auc_oracle(scores, heldout, train, samples):
   return float(np.mean(per_user))
 
 
+def _last_item_held_out(rng, num_users, num_items, per_user):
+  """`per_user` distinct items per user, the last held out: (users, items, test mask,
+  HeldOut, training pair keys)."""
+  users = np.repeat(np.arange(num_users), per_user)
+  items = np.concatenate([rng.choice(num_items, per_user, replace=False)
+                          for _ in range(num_users)])
+  test = np.tile([False] * (per_user - 1) + [True], num_users)
+  heldout = metrics.HeldOut.from_interactions(users, items, test, num_users)
+  keys = metrics.train_pair_keys(users[~test], items[~test], num_items)
+  return users, items, test, heldout, keys
+
+
 def test_sampled_auc_equals_the_authors_loop_on_its_own_draws(monkeypatch):
   rng = np.random.default_rng(3)
   num_users, num_items = 40, 300
-  users = np.repeat(np.arange(num_users), 6)
-  items = np.concatenate([rng.choice(num_items, 6, replace=False) for _ in range(num_users)])
-  test = np.tile([False] * 5 + [True], num_users)
-  heldout = metrics.HeldOut.from_interactions(users, items, test, num_users)
+  users, items, test, heldout, keys = _last_item_held_out(rng, num_users, num_items, 6)
   train = {u: set(items[(users == u) & ~test].tolist()) for u in range(num_users)}
-  keys = metrics.train_pair_keys(users[~test], items[~test], num_items)
   scores = np.round(rng.normal(size=(num_users, num_items)), 1)  # Ties happen.
   drawn = []
   original = metrics._distinct_uniform  # pylint: disable=protected-access
@@ -197,11 +205,7 @@ def test_sampled_auc_equals_the_authors_loop_on_its_own_draws(monkeypatch):
 def test_sampled_auc_from_embeddings_scores_only_the_draws_and_equals_sampled_auc():
   rng = np.random.default_rng(8)
   num_users, num_items = 30, 500
-  users = np.repeat(np.arange(num_users), 4)
-  items = np.concatenate([rng.choice(num_items, 4, replace=False) for _ in range(num_users)])
-  test = np.tile([False] * 3 + [True], num_users)
-  heldout = metrics.HeldOut.from_interactions(users, items, test, num_users)
-  keys = metrics.train_pair_keys(users[~test], items[~test], num_items)
+  _, _, _, heldout, keys = _last_item_held_out(rng, num_users, num_items, 4)
   theta = rng.integers(-2, 3, (num_users, 3)).astype(np.float32)  # Exact products, ties.
   phi = rng.integers(-2, 3, (num_items, 3)).astype(np.float32)
   scores = theta @ phi.T

@@ -62,10 +62,13 @@ def add_normal_weight(layer: keras.layers.Layer, shape, name: str, rng: np.rando
   return weight
 
 
-def constant_tensor(value: np.ndarray) -> tf.Tensor:
+def constant_tensor(value) -> tf.Tensor:
   """Fixed inputs of a model (e.g. item features) as a float32 tensor that is not a weight:
   no optimiser sees it and no checkpoint stores it (4,096-d features of Amazon Fashion's
-  234,892 items are 3.85 GB; the model is rebuilt from the same features before a restore)."""
+  234,892 items are 3.85 GB; the model is rebuilt from the same features before a restore).
+  A float32 tensor is kept as it is, so models over one feature matrix share its memory."""
+  if isinstance(value, tf.Tensor) and value.dtype == tf.float32:
+    return value
   return tf.constant(np.asarray(value, np.float32))
 
 
@@ -148,13 +151,9 @@ class BprModel(keras.Model):
     the config, the features as a constant tensor (not checkpointed). Returns
     (num_features, the rng of the initial values)."""
     checks.integer("num_users", num_users, 1)
-    given = features
-    features = check_features(features)
     self.num_users, self.config = int(num_users), config
-    self.num_items, num_features = features.shape
-    # A float32 tensor is kept as it is: models over one feature matrix share its memory.
-    self.features = (given if isinstance(given, tf.Tensor) and given.dtype == tf.float32
-                     else constant_tensor(features))
+    self.num_items, num_features = check_features(features).shape
+    self.features = constant_tensor(features)
     return num_features, np.random.default_rng(seed)
 
   metric_names = ("loss", "bpr", "regularization")

@@ -142,19 +142,16 @@ class Evaluator:
     """All figures from a function of user indices -> [B, num_items] scores (and, with
     `per_user`, every user's values under `per_user`), in one pass over the score rows per
     split (the sampled AUC read from the same chunks)."""
-    counters = {}  # The sampled AUC of a split, counted from the exact pass's score rows.
+    def evaluate(heldout):
+      counter = (metrics.SampledAuc(heldout, self.train_keys, self.catalog.num_items,
+                                    self.sampled_negatives, seed=self.seed)
+                 if self.sampled_negatives else None)
+      figures = metrics.auc_all_and_cold(score_rows, heldout, self.catalog.train_counts,
+                                         chunk_size=self.chunk_size, per_user=per_user,
+                                         observe=counter.add_rows if counter else None)
+      return figures, counter.result(per_user) if counter else None
 
-    def exact(heldout):
-      counter = counters[id(heldout)] = metrics.SampledAuc(
-          heldout, self.train_keys, self.catalog.num_items, self.sampled_negatives,
-          seed=self.seed)
-      return metrics.auc_all_and_cold(score_rows, heldout, self.catalog.train_counts,
-                                      chunk_size=self.chunk_size, per_user=per_user,
-                                      observe=counter.add_rows if self.sampled_negatives
-                                      else None)
-
-    return self._figures(exact, lambda heldout: counters.pop(id(heldout)).result(per_user),
-                         per_user)
+    return self._figures(evaluate, per_user)
 
   def selection_heldout(self, num_users: int) -> metrics.HeldOut:
     """A fixed, seeded subset of `num_users` validation users (all when fewer), for model
@@ -190,23 +187,26 @@ class Evaluator:
     products with the drawn items only (the draws of `evaluate_scores`)."""
     user_vectors = np.asarray(user_vectors, np.float32)
     item_vectors = np.asarray(item_vectors, np.float32)
-    return self._figures(
-        lambda heldout: metrics.auc_all_and_cold_from_embeddings(
-            user_vectors, item_vectors, heldout, self.catalog.train_counts,
-            devices=self.devices, per_user=per_user),
-        lambda heldout: metrics.sampled_auc_from_embeddings(
-            user_vectors, item_vectors, heldout, self.train_keys, self.sampled_negatives,
-            seed=self.seed, chunk_size=self.chunk_size, per_user=per_user),
-        per_user)
+    def evaluate(heldout):
+      figures = metrics.auc_all_and_cold_from_embeddings(
+          user_vectors, item_vectors, heldout, self.catalog.train_counts,
+          devices=self.devices, per_user=per_user)
+      sampled = (metrics.sampled_auc_from_embeddings(
+          user_vectors, item_vectors, heldout, self.train_keys, self.sampled_negatives,
+          seed=self.seed, chunk_size=self.chunk_size, per_user=per_user)
+                 if self.sampled_negatives else None)
+      return figures, sampled
 
-  def _figures(self, exact: Callable[[metrics.HeldOut], dict],
-               sampled: Callable[[metrics.HeldOut], object], per_user: bool) -> dict:
-    """The exact figures by `exact` and the sampled AUC by `sampled`, per split; with
-    `per_user`, the users' values keyed as the figures, and each split's `users`."""
+    return self._figures(evaluate, per_user)
+
+  def _figures(self, evaluate: Callable[[metrics.HeldOut], tuple], per_user: bool) -> dict:
+    """Per split, `evaluate(heldout)` -> (the exact figures, the sampled AUC or None when
+    `sampled_negatives` is 0); with `per_user`, the users' values keyed as the figures, and
+    each split's `users`."""
     result, values = {}, {}
     for split, key in SPLIT_KEYS.items():
       heldout = self.heldout[split]
-      figures = exact(heldout)
+      figures, sampled = evaluate(heldout)
       for name in metrics.figure_names():
         result[split_key(name, key)] = figures[name]
       result[f"num_users_{key}_cold"] = figures["num_users_cold"]
@@ -216,11 +216,10 @@ class Evaluator:
                        for name in metrics.figure_names()})
       if self.sampled_negatives:
         sampled_key = f"auc_{key}_sampled{self.sampled_negatives}"
-        value = sampled(heldout)
         if per_user:
-          values[sampled_key] = value
-          value = metrics.nanmean(value)
-        result[sampled_key] = value
+          values[sampled_key] = sampled
+          sampled = metrics.nanmean(sampled)
+        result[sampled_key] = sampled
     if per_user:
       result["per_user"] = values
     return result

@@ -504,9 +504,9 @@ def sampled_auc_from_embeddings(user_vectors: np.ndarray, item_vectors: np.ndarr
   counter = SampledAuc(heldout, train_keys, len(item_vectors), num_samples, seed)
   for start in range(0, len(heldout), chunk_size):
     stop = min(start + chunk_size, len(heldout))
-    items = counter.draw(start, stop)
+    items, valid = counter.draw(start, stop)
     counter.add_scores(start, stop, np.einsum(
-        "bk,bsk->bs", user_vectors[heldout.users[start:stop]], item_vectors[items]))
+        "bk,bsk->bs", user_vectors[heldout.users[start:stop]], item_vectors[items]), valid)
   return counter.result(per_user)
 
 
@@ -516,8 +516,9 @@ class SampledAuc:
   the same draws whichever pass scores them.
 
   `add_rows(start, stop, rows)` takes the chunk's [B, num_items] score rows; or
-  `draw(start, stop)` gives [B, 1 + num_samples] items (the held-out item first) and
-  `add_scores(start, stop, scores)` takes their scores. `result(per_user)` as `sampled_auc`.
+  `draw(start, stop)` gives ([B, 1 + num_samples] items, the held-out item first; [B,
+  num_samples] which draws count) and `add_scores(start, stop, scores, valid)` takes their
+  scores. `result(per_user)` as `sampled_auc`.
   """
 
   def __init__(self, heldout: HeldOut, train_keys: np.ndarray, num_items: int,
@@ -526,9 +527,8 @@ class SampledAuc:
     self.num_draws = min(num_samples, num_items)
     self.rng = np.random.default_rng(seed)
     self.values = np.full(len(heldout), np.nan)
-    self._valid = None
 
-  def draw(self, start: int, stop: int) -> np.ndarray:
+  def draw(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
     users = self.heldout.users[start:stop]
     positives = self.heldout.items[start:stop].astype(np.int64)
     samples = _distinct_uniform(self.rng, len(users), self.num_draws, self.num_items)
@@ -536,19 +536,16 @@ class SampledAuc:
     train_keys = self.train_keys
     position = np.minimum(np.searchsorted(train_keys, keys), max(len(train_keys) - 1, 0))
     in_train = (train_keys[position] == keys) if len(train_keys) else np.zeros_like(keys, bool)
-    self._valid = (start, ~in_train & (samples != positives[:, None]))
-    return np.concatenate([positives[:, None], samples], axis=1)
+    valid = ~in_train & (samples != positives[:, None])
+    return np.concatenate([positives[:, None], samples], axis=1), valid
 
-  def add_scores(self, start: int, stop: int, scores: np.ndarray) -> None:
-    drawn_for, valid = self._valid
-    if drawn_for != start:
-      raise ValueError(f"add_scores({start}, ...) after draw({drawn_for}, ...)")
+  def add_scores(self, start: int, stop: int, scores: np.ndarray, valid: np.ndarray) -> None:
     wins = (scores[:, 1:] < scores[:, :1]) & valid
     self.values[start:stop] = _ratio(wins.sum(axis=1), valid.sum(axis=1))
 
   def add_rows(self, start: int, stop: int, rows: np.ndarray) -> None:
-    items = self.draw(start, stop)
-    self.add_scores(start, stop, np.take_along_axis(np.asarray(rows), items, axis=1))
+    items, valid = self.draw(start, stop)
+    self.add_scores(start, stop, np.take_along_axis(np.asarray(rows), items, axis=1), valid)
 
   def result(self, per_user: bool = False):
     return self.values if per_user else nanmean(self.values)
