@@ -24,6 +24,7 @@ from dvbpr_tf import config as config_lib
 from dvbpr_tf.core import distribution
 from dvbpr_tf.data import catalog as catalog_lib
 from dvbpr_tf.data import sampler as sampler_lib
+from dvbpr_tf.training import lazy_adam
 from dvbpr_tf.training import trainer
 
 
@@ -44,7 +45,8 @@ def make_optimizer(config: config_lib.OptimizerConfig, total_steps: int | None):
   rate = learning_rate(config, total_steps)
   if config.algorithm == "sgd":
     return keras.optimizers.SGD(learning_rate=rate)
-  return keras.optimizers.Adam(learning_rate=rate, beta_1=config.beta_1, beta_2=config.beta_2,
+  adam = lazy_adam.LazyAdam if config.algorithm == "lazy_adam" else keras.optimizers.Adam
+  return adam(learning_rate=rate, beta_1=config.beta_1, beta_2=config.beta_2,
                                epsilon=config.epsilon)
 
 

@@ -76,11 +76,11 @@ class PairwiseTask(bpr_task.BprTask):
 
 def optimisation(method: str, baseline: config_lib.BaselineConfig) -> tuple[str, float, int]:
   """(optimiser, step size, batch) of a pairwise method: BPR-MF and WARP by `mf_optimizer`
-  on `mf_batch_size`, FM and VBPR by Adam on `batch_size`."""
+  on `mf_batch_size`, FM and VBPR by `feature_optimizer` on `batch_size`."""
   if method in MATRIX_FACTORISATION:
     return (baseline.mf_optimizer, baseline.mf_learning_rate,
             baseline.mf_batch_size or baseline.batch_size)
-  return "adam", baseline.learning_rate, baseline.batch_size
+  return baseline.feature_optimizer, baseline.learning_rate, baseline.batch_size
 
 
 def train_pairwise(method: str, catalog: catalog_lib.Catalog, item_features,
