@@ -6,6 +6,8 @@ library takes. Experiments:
   dataset          build a dataset (if needed) and print its statistics (and oracle AUC)
   recommendation   train DVBPR (or --model=<baseline>), evaluate it (exact and sampled AUC),
                    export a SavedModel (DVBPR)
+  recommend        serve a trained DVBPR: the top-k items of every user (--users, --k) from
+                   its SavedModel, written as a resumable CSV (experiments/batch_recommend.py)
   table3           the paper's Table III: every method, grid-searched, one table
   gan              train the category-conditional LSGAN, sample grids, nearest neighbours
   design           a user's top-3 real and top-3 generated items of a category (Fig. 5)
@@ -28,7 +30,7 @@ from absl import flags
 from absl import logging
 
 EXPERIMENTS = ("dataset", "recommendation", "table3", "gan", "design", "tailoring", "table4",
-               "eta_sweep", "demo")
+               "eta_sweep", "demo", "recommend")
 MODELS = ("dvbpr", "rand", "poprank", "warp", "bpr_mf", "visrank", "fm", "vbpr")
 
 FLAGS = flags.FLAGS
@@ -151,7 +153,8 @@ for _name, (_type, _help, _fields) in SHORTCUTS.items():
 # Parts named `table4`, `eta_sweep`, `tailoring` are fields of the `design` part that only
 # that experiment uses.
 PARTS = {
-    "dataset": (), "recommendation": ("dvbpr",), "table3": ("baselines", "dvbpr"),
+    "dataset": (), "recommendation": ("dvbpr",), "recommend": ("dvbpr",),
+    "table3": ("baselines", "dvbpr"),
     "gan": ("gan",), "design": ("design", "dvbpr", "gan"),
     "tailoring": ("tailoring", "dvbpr", "gan"), "table4": ("design", "table4", "dvbpr", "gan"),
     "eta_sweep": ("design", "eta_sweep", "dvbpr", "gan"), "demo": ("dvbpr", "gan", "design"),
@@ -167,8 +170,17 @@ flags.DEFINE_integer("user", None, "design/tailoring: the user id.")
 flags.DEFINE_string("category", None, "design/tailoring: a category name or index.")
 flags.DEFINE_integer("item", None, "tailoring: the catalog item to tailor.")
 flags.DEFINE_string("image", None, "tailoring: an image file to tailor (with --category).")
-flags.DEFINE_string("dvbpr_workdir", None, "design/tailoring: a trained DVBPR's work dir "
-                    "(default: train one in <workdir>/dvbpr).")
+flags.DEFINE_string("dvbpr_workdir", None, "design/tailoring/recommend: a trained DVBPR's "
+                    "work dir (default: train one in <workdir>/dvbpr).")
+flags.DEFINE_string(
+    "users", "all",
+    "recommend: whose recommendations to write: all, or user ids separated by commas. The ids "
+    "are your own user ids (those in the dataset's user_source_ids.txt) when the dataset has "
+    "that file (fashion_catalog, hm_fashion), else the dataset's user ids 0..num_users-1; "
+    "the CSV's user column holds the same ids. (--experiment=recommend serves a trained DVBPR; "
+    "--experiment=recommendation trains one.)")
+flags.DEFINE_integer("k", 20, "recommend: items per user (1..the catalog's items); a user "
+                     "with fewer unseen items gets them all.")
 flags.DEFINE_string("gan_workdir", None, "design/tailoring: a trained GAN's work dir "
                     "(default: train one in <workdir>/gan).")
 
@@ -283,11 +295,21 @@ def _spec(tree):
 
 
 def _request():
-  """What design and tailoring were asked for (ids checked against the data later)."""
+  """What design, tailoring and recommend were asked for (ids checked against the data
+  later)."""
   from dvbpr_tf.core import checks  # pylint: disable=g-import-not-at-top
+  from dvbpr_tf.core import errors  # pylint: disable=g-import-not-at-top
   for name in ("user", "item"):
     if getattr(FLAGS, name) is not None:
       checks.integer(f"--{name}", getattr(FLAGS, name), 0)
+  if FLAGS.experiment == "recommend":
+    checks.integer("--k", FLAGS.k, 1)
+    if not (FLAGS.users or "").strip():
+      raise errors.ConfigError("--users must be 'all' or user ids separated by commas, e.g. "
+                               "--users=0,5,17")
+    from experiments import batch_recommend  # pylint: disable=g-import-not-at-top
+    return batch_recommend.BatchRequest(users=FLAGS.users, k=FLAGS.k,
+                                        dvbpr_workdir=FLAGS.dvbpr_workdir)
   if FLAGS.experiment not in ("design", "tailoring", "table4", "eta_sweep"):
     return None
   from experiments import design  # pylint: disable=g-import-not-at-top
@@ -332,6 +354,9 @@ def _run(spec, tree, request) -> None:
   elif experiment == "recommendation":
     from experiments import recommendation  # pylint: disable=g-import-not-at-top
     recommendation.run(spec, tree.dvbpr)
+  elif experiment == "recommend":
+    from experiments import batch_recommend  # pylint: disable=g-import-not-at-top
+    batch_recommend.run(spec, tree.dvbpr, request)
   elif experiment == "demo":
     from experiments import demo  # pylint: disable=g-import-not-at-top
     demo.run(spec, tree.dvbpr, tree.gan, tree.design)

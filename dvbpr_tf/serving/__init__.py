@@ -1,2 +1,5 @@
-"""What leaves a run for use elsewhere: export (SavedModels that plain TensorFlow calls) and
-projector (TensorBoard's embedding projector). May import: core, data, models."""
+"""What leaves a run for use elsewhere: export (SavedModels that plain TensorFlow calls:
+trained users, new users folded in from liked items or photos, similar items), fold_in (a new
+user's theta by eq. 5 with the tower and the catalog fixed), batch_csv (a chunked CSV that a
+killed run never leaves corrupt and a rerun resumes) and projector (TensorBoard's embedding
+projector). May import: core, data, models."""
