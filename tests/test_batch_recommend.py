@@ -71,7 +71,7 @@ def test_csv_matches_numpy_oracle(first_run, tiny_data_dir, tiny_catalog):
                                  str(work / "dvbpr"))
   theta = trained.user_vectors()
   export = tf.saved_model.load(str(work / "dvbpr" / "export" / "dvbpr"))
-  phi = [v for v in export.variables if v.name.endswith("item_vectors:0")][0].numpy()
+  phi = export.item_vectors(tf.range(catalog.num_items, dtype=tf.int64)).numpy()
   oracle = (theta @ phi.T).astype(np.float64)
   train_users, train_items = catalog.interactions("train")
   oracle[train_users, train_items] = -np.inf

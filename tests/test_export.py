@@ -117,6 +117,7 @@ NEW_USERS = textwrap.dedent("""
       near = model.similar_items(tf.constant([0, 4], tf.int64), tf.constant(3), metric)
       result[f"similar_{metric}_items"] = near["item_ids"].numpy()
       result[f"similar_{metric}_scores"] = near["scores"].numpy()
+    result["stored_phi"] = model.item_vectors(tf.constant([4, 0], tf.int32)).numpy()
     near = model.similar_images(tf.constant(data["photos"][:1]), tf.constant(2), "cosine")
     result["similar_image_items"] = near["item_ids"].numpy()
     result["similar_image_scores"] = near["scores"].numpy()
@@ -196,6 +197,7 @@ def test_new_users_and_similar_items_in_plain_tensorflow(tmp_path):
   np.testing.assert_allclose(out["photos_user_vector"], theta + prior, rtol=1e-3, atol=1e-5)
   assert sorted(out["photos_item_ids"]) == list(range(9))
 
+  np.testing.assert_array_equal(out["stored_phi"], phi[[4, 0]])
   # Similar items: the item itself excluded, by cosine and by inner product.
   unit = phi / np.linalg.norm(phi, axis=1, keepdims=True)
   for metric, similarity in (("cosine", unit @ unit.T), ("inner_product", phi @ phi.T)):
