@@ -8,6 +8,9 @@ library takes. Experiments:
                    export a SavedModel (DVBPR)
   recommend        serve a trained DVBPR: the top-k items of every user (--users, --k) from
                    its SavedModel, written as a resumable CSV (experiments/batch_recommend.py)
+  add_items        new products recommendable at once, without retraining: their images
+                   (--items) embedded by a trained DVBPR, a new export of the old catalog plus
+                   them (experiments/add_items.py)
   table3           the paper's Table III: every method, grid-searched, one table
   gan              train the category-conditional LSGAN, sample grids, nearest neighbours
   design           a user's top-3 real and top-3 generated items of a category (Fig. 5)
@@ -30,7 +33,7 @@ from absl import flags
 from absl import logging
 
 EXPERIMENTS = ("dataset", "recommendation", "table3", "gan", "design", "tailoring", "table4",
-               "eta_sweep", "demo", "recommend")
+               "eta_sweep", "demo", "recommend", "add_items")
 MODELS = ("dvbpr", "rand", "poprank", "warp", "bpr_mf", "visrank", "fm", "vbpr")
 
 FLAGS = flags.FLAGS
@@ -154,6 +157,7 @@ for _name, (_type, _help, _fields) in SHORTCUTS.items():
 # that experiment uses.
 PARTS = {
     "dataset": (), "recommendation": ("dvbpr",), "recommend": ("dvbpr",),
+    "add_items": ("dvbpr",),
     "table3": ("baselines", "dvbpr"),
     "gan": ("gan",), "design": ("design", "dvbpr", "gan"),
     "tailoring": ("tailoring", "dvbpr", "gan"), "table4": ("design", "table4", "dvbpr", "gan"),
@@ -170,8 +174,8 @@ flags.DEFINE_integer("user", None, "design/tailoring: the user id.")
 flags.DEFINE_string("category", None, "design/tailoring: a category name or index.")
 flags.DEFINE_integer("item", None, "tailoring: the catalog item to tailor.")
 flags.DEFINE_string("image", None, "tailoring: an image file to tailor (with --category).")
-flags.DEFINE_string("dvbpr_workdir", None, "design/tailoring/recommend: a trained DVBPR's "
-                    "work dir (default: train one in <workdir>/dvbpr).")
+flags.DEFINE_string("dvbpr_workdir", None, "design/tailoring/recommend/add_items: a trained "
+                    "DVBPR's work dir (default: train one in <workdir>/dvbpr).")
 flags.DEFINE_string(
     "users", "all",
     "recommend: whose recommendations to write: all, or user ids separated by commas. The ids "
@@ -181,6 +185,13 @@ flags.DEFINE_string(
     "--experiment=recommendation trains one.)")
 flags.DEFINE_integer("k", 20, "recommend: items per user (1..the catalog's items); a user "
                      "with fewer unseen items gets them all.")
+flags.DEFINE_string(
+    "items", None,
+    "add_items: the new items, a folder of images (<id>.jpg/.jpeg/.png; the file name without "
+    "extension is the item's id) or a CSV with the header id,path,category (path relative to "
+    "the CSV's folder or absolute; category one of the dataset's or empty). The new export "
+    "(<workdir>/export/dvbpr) keeps the old items' ids 0..N-1; the new items get N.. in the "
+    "order listed.")
 flags.DEFINE_string("gan_workdir", None, "design/tailoring: a trained GAN's work dir "
                     "(default: train one in <workdir>/gan).")
 
@@ -295,8 +306,8 @@ def _spec(tree):
 
 
 def _request():
-  """What design, tailoring and recommend were asked for (ids checked against the data
-  later)."""
+  """What design, tailoring, recommend and add_items were asked for (ids and items checked
+  against the data later)."""
   from dvbpr_tf.core import checks  # pylint: disable=g-import-not-at-top
   from dvbpr_tf.core import errors  # pylint: disable=g-import-not-at-top
   for name in ("user", "item"):
@@ -310,6 +321,12 @@ def _request():
     from experiments import batch_recommend  # pylint: disable=g-import-not-at-top
     return batch_recommend.BatchRequest(users=FLAGS.users, k=FLAGS.k,
                                         dvbpr_workdir=FLAGS.dvbpr_workdir)
+  if FLAGS.experiment == "add_items":
+    if not (FLAGS.items or "").strip():
+      raise errors.ConfigError("--experiment=add_items needs --items: a folder of images or a "
+                               "CSV with the header id,path,category")
+    from experiments import add_items  # pylint: disable=g-import-not-at-top
+    return add_items.AddItemsRequest(items=FLAGS.items, dvbpr_workdir=FLAGS.dvbpr_workdir)
   if FLAGS.experiment not in ("design", "tailoring", "table4", "eta_sweep"):
     return None
   from experiments import design  # pylint: disable=g-import-not-at-top
@@ -357,6 +374,9 @@ def _run(spec, tree, request) -> None:
   elif experiment == "recommend":
     from experiments import batch_recommend  # pylint: disable=g-import-not-at-top
     batch_recommend.run(spec, tree.dvbpr, request)
+  elif experiment == "add_items":
+    from experiments import add_items  # pylint: disable=g-import-not-at-top
+    add_items.run(spec, tree.dvbpr, request)
   elif experiment == "demo":
     from experiments import demo  # pylint: disable=g-import-not-at-top
     demo.run(spec, tree.dvbpr, tree.gan, tree.design)

@@ -27,7 +27,8 @@ CATALOG_DUMMY_DATA = REPO / "datasets" / "fashion_catalog" / "dummy_data"
 FLAG_CASES = {
     "unknown_experiment": (["--experiment=nope"], 1,
                            "flag --experiment=nope: value should be one of <dataset|"
-                           "recommendation|table3|gan|design|tailoring|table4|eta_sweep|demo>"),
+                           "recommendation|table3|gan|design|tailoring|table4|eta_sweep|demo|"
+                           "recommend|add_items>"),
     "unknown_preset": (["--experiment=recommendation", "--preset=huge"], 1,
                        "flag --preset=huge: value should be one of <smoke|demo|paper|authors>"),
     "unknown_model": (["--experiment=recommendation", "--model=svd"], 1,
