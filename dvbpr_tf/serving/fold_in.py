@@ -20,7 +20,10 @@ h_ij = w_ij sigmoid(s_ij) sigmoid(-s_ij) / W:
 
     grad = -(sum_i c_i. Phi_i - sum_j c_.j Phi_j) + lambda_2 theta
     H = sum_ij h_ij (Phi_i - Phi_j)(Phi_i - Phi_j)^T + lambda_2 I
-    theta <- theta - H^-1 grad
+    theta <- theta - t H^-1 grad
+
+(t = 1, halved while L does not fall enough: Armijo's backtracking, so a small lambda_2 and
+separable likes cannot make a step overshoot)
 
 written with the row and column sums of c and h, so a step costs O(n M + (n + M) K^2) for n
 liked items, M negatives and K factors, never an [n M, K] tensor. `tests/test_fold_in.py`
@@ -104,7 +107,21 @@ def fold_in(liked: tf.Tensor, negatives: tf.Tensor, theta_decay: float,
                + tf.matmul(negatives * tf.reduce_sum(h, 0)[:, tf.newaxis], negatives,
                            transpose_a=True)
                - cross - tf.transpose(cross) + decay * identity)
-    return theta - tf.linalg.solve(hessian, grad[:, tf.newaxis])[:, 0]
+    step = -tf.linalg.solve(hessian, grad[:, tf.newaxis])[:, 0]
+    return theta + backtrack(theta, step, tf.reduce_sum(grad * step))
+
+  def loss(theta):
+    return objective(theta, liked, negatives, decay, prior, weights, normalised=True)
+
+  def backtrack(theta, step, slope):
+    """The Newton step, halved until L falls by at least 1e-4 of its linear prediction (at
+    most 30 times): a full step almost always, but no overshoot when lambda_2 is small and
+    the liked items are separable from the negatives."""
+    start = loss(theta)
+    too_long = lambda t: loss(theta + t * step) > start + 1e-4 * t * slope
+    size = tf.while_loop(lambda t, n: tf.logical_and(n < 30, too_long(t)),
+                         lambda t, n: (t / 2.0, n + 1), (tf.constant(1.0), tf.constant(0)))[0]
+    return size * step
 
   _, theta = tf.while_loop(lambda n, _: n < steps,
                            lambda n, theta: (n + 1, newton_step(n, theta)),
@@ -112,11 +129,13 @@ def fold_in(liked: tf.Tensor, negatives: tf.Tensor, theta_decay: float,
   return theta
 
 
-def objective(theta, liked, negatives, theta_decay, prior=None, weights=None) -> tf.Tensor:
-  """L(theta) of the module docstring (for tests and diagnostics)."""
+def objective(theta, liked, negatives, theta_decay, prior=None, weights=None,
+              normalised: bool = False) -> tf.Tensor:
+  """L(theta) of the module docstring (`normalised`: `weights` already sum to 1)."""
   prior = tf.zeros_like(theta) if prior is None else prior
   p = theta + prior
   s = (tf.linalg.matvec(liked, p)[:, tf.newaxis] - tf.linalg.matvec(negatives, p)[tf.newaxis])
-  weights = tf.ones_like(s) if weights is None else weights
-  return (tf.reduce_sum(weights * tf.nn.softplus(-s)) / tf.maximum(tf.reduce_sum(weights), 1.0)
+  weights = tf.ones_like(s) if weights is None else tf.cast(weights, s.dtype)
+  total = 1.0 if normalised else tf.maximum(tf.reduce_sum(weights), 1.0)
+  return (tf.reduce_sum(weights * tf.nn.softplus(-s)) / total
           + 0.5 * theta_decay * tf.reduce_sum(tf.square(theta)))
