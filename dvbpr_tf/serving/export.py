@@ -303,7 +303,7 @@ def export_dvbpr(model: dvbpr.Dvbpr, item_vectors: np.ndarray, train_users: np.n
   metric_spec = tf.TensorSpec([], tf.string, name="metric")
   # Nothing is `track`ed: the endpoints' own variables are saved (once). Tracking the Keras
   # layers too would write every weight twice (their Keras variables and the tf.Variables
-  # the endpoints read): an export of Amazon Fashion's size was 243.5 MiB, not 122.
+  # the endpoints read): an export of Amazon Fashion's size was 243.5 MiB, not 123.5.
   archive = keras.export.ExportArchive()
   _add_endpoint(archive, "item_embedding", item_embedding, *_image_variants())
   _add_endpoint(archive, "item_vectors", item_vectors_of, *_id_variants("item_ids"))
