@@ -14,13 +14,33 @@ from dvbpr_tf.models import dvbpr
 from dvbpr_tf.serving import export as export_lib
 from dvbpr_tf.serving import fold_in
 
-RELOAD = textwrap.dedent("""
+# What both reload scripts start with: the export loaded in a process that imports only
+# TensorFlow, a helper that keeps each refused call's message, and the writing of the results.
+PLAIN_TENSORFLOW = textwrap.dedent("""
     import json, sys
     import numpy as np
     import tensorflow as tf
     path, out = sys.argv[1], sys.argv[2]
     data = np.load(out + "/inputs.npz")
     model = tf.saved_model.load(path)
+
+    def refusals(calls):
+      errors = {}
+      for name, call in calls:
+        try:
+          call()
+          errors[name] = None
+        except tf.errors.InvalidArgumentError as e:
+          errors[name] = e.message
+      return errors
+
+    def finish(result, errors):
+      np.savez(out + "/outputs.npz", **result)
+      json.dump({"errors": errors, "dvbpr_tf_imported": "dvbpr_tf" in sys.modules},
+                open(out + "/errors.json", "w"))
+""")
+
+RELOAD = PLAIN_TENSORFLOW + textwrap.dedent("""
     result = {
         "embedding": model.item_embedding(tf.constant(data["images"])).numpy(),
         "score": model.score(tf.constant(data["users"]), tf.constant(data["images"])).numpy(),
@@ -33,20 +53,12 @@ RELOAD = textwrap.dedent("""
     result["padded_items"] = padded["item_ids"].numpy()
     result["padded_scores"] = padded["scores"].numpy()
     result["padded_sources"] = padded["source_ids"].numpy().astype(str)
-    errors = {}
-    for name, call in (
+    errors = refusals((
         ("user", lambda: model.recommend(tf.constant([7], tf.int64), tf.constant(2))),
         ("negative_user", lambda: model.score(tf.constant([-1], tf.int64),
                                               tf.constant(data["images"][:1]))),
-        ("k", lambda: model.recommend(tf.constant([0], tf.int64), tf.constant(99)))):
-      try:
-        call()
-        errors[name] = None
-      except tf.errors.InvalidArgumentError as e:
-        errors[name] = e.message
-    np.savez(out + "/outputs.npz", **result)
-    json.dump({"errors": errors, "dvbpr_tf_imported": "dvbpr_tf" in sys.modules},
-              open(out + "/errors.json", "w"))
+        ("k", lambda: model.recommend(tf.constant([0], tf.int64), tf.constant(99)))))
+    finish(result, errors)
 """)
 
 
@@ -98,13 +110,7 @@ def test_export_reloads_in_plain_tensorflow(tmp_path):
   assert "k must be at most 9" in info["errors"]["k"]
 
 
-NEW_USERS = textwrap.dedent("""
-    import json, sys
-    import numpy as np
-    import tensorflow as tf
-    path, out = sys.argv[1], sys.argv[2]
-    data = np.load(out + "/inputs.npz")
-    model = tf.saved_model.load(path)
+NEW_USERS = PLAIN_TENSORFLOW + textwrap.dedent("""
     result = {}
     liked = model.recommend_for_items(tf.constant([3, 5, 3], tf.int64), tf.constant(4))
     again = model.recommend_for_items(tf.constant([5, 3], tf.int32), tf.constant(4))
@@ -121,9 +127,8 @@ NEW_USERS = textwrap.dedent("""
     near = model.similar_images(tf.constant(data["photos"][:1]), tf.constant(2), "cosine")
     result["similar_image_items"] = near["item_ids"].numpy()
     result["similar_image_scores"] = near["scores"].numpy()
-    errors = {}
     photo = tf.constant(data["photos"][:1])
-    for name, call in (
+    errors = refusals((
         ("empty", lambda: model.recommend_for_items(tf.zeros([0], tf.int64), tf.constant(2))),
         ("unknown", lambda: model.similar_items(tf.constant([9], tf.int64), tf.constant(2),
                                                 "cosine")),
@@ -139,15 +144,8 @@ NEW_USERS = textwrap.dedent("""
                                                "dot")),
         ("k", lambda: model.recommend_for_images(photo, tf.constant(0))),
         ("k_large", lambda: model.similar_items(tf.constant([1], tf.int64), tf.constant(10),
-                                                "cosine"))):
-      try:
-        call()
-        errors[name] = None
-      except tf.errors.InvalidArgumentError as e:
-        errors[name] = e.message
-    np.savez(out + "/outputs.npz", **result)
-    json.dump({"errors": errors, "dvbpr_tf_imported": "dvbpr_tf" in sys.modules},
-              open(out + "/errors.json", "w"))
+                                                "cosine"))))
+    finish(result, errors)
 """)
 
 
