@@ -481,7 +481,7 @@ class BaselineConfig:
   def __post_init__(self):
     checks.integer("selection_users", self.selection_users, 0, note=" (0: every user)")
     checks.one_of("mf_optimizer", self.mf_optimizer, OPTIMIZERS)
-    checks.one_of("feature_optimizer", self.feature_optimizer, ("adam", "lazy_adam"))
+    checks.one_of("feature_optimizer", self.feature_optimizer, tuple(FEATURE_OPTIMIZER_NAMES))
     for value in self.ease_penalties:
       checks.number("ease_penalties", value, above=0)
     for value in self.knn_neighbours:

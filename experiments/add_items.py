@@ -155,20 +155,12 @@ def run(spec: common.RunSpec, dvbpr_config: config_lib.DvbprConfig,
 
 def _check_workdir(work: workdir_lib.Workdir, dvbpr_root: pathlib.Path) -> None:
   """Refuses the trained model's own work dir (its export is never changed in place) and a
-  work dir that holds another experiment's run (its files would be overwritten)."""
+  work dir that holds another experiment's run (`common.refuse_other_experiment`)."""
   if work.root.resolve() == dvbpr_root.resolve():
     raise errors.UserError(
         f"--workdir {work.root} is the trained model's own work dir (--dvbpr_workdir), whose "
         "export add_items never changes: choose another --workdir for the new export")
-  if not work.config_path.exists():
-    return
-  run = common.saved_config(work).get("run")
-  experiment = run.get("experiment") if isinstance(run, dict) else None
-  if experiment != "add_items":
-    hint = (f" (--dvbpr_workdir={work.root} uses the DVBPR trained there)"
-            if (work.export("dvbpr") / "saved_model.pb").is_file() else "")
-    raise errors.UserError(f"the work dir {work.root} holds a {experiment or 'another'} run; "
-                           f"choose another --workdir for the new export{hint}")
+  common.refuse_other_experiment(work, "add_items", "the new export")
 
 
 def trained_item_vectors(path: pathlib.Path, trained: trained_models.TrainedDvbpr

@@ -235,24 +235,6 @@ def _short(value):
   return value[:12] if isinstance(value, str) and len(value) == 64 else value
 
 
-def _check_workdir(work: workdir_lib.Workdir) -> None:
-  """Refuses a work dir that holds another experiment's run (its config.json and results.json
-  would be overwritten), pointing at the DVBPR it holds."""
-  if not work.config_path.exists():
-    return
-  run = common.saved_config(work).get("run")
-  experiment = run.get("experiment") if isinstance(run, dict) else None
-  if experiment == "recommend":
-    return
-  hint = ""
-  for root in (work.root, work.root / "dvbpr"):
-    if (workdir_lib.Workdir(root).export("dvbpr") / "saved_model.pb").is_file():
-      hint = f" (--dvbpr_workdir={root} uses the DVBPR trained there)"
-      break
-  raise errors.UserError(f"the work dir {work.root} holds a {experiment or 'another'} run; "
-                         f"choose another --workdir for the recommendations{hint}")
-
-
 def run(spec: common.RunSpec, dvbpr_config: config_lib.DvbprConfig, request: BatchRequest,
         chunk_users: int = CHUNK_USERS) -> dict:
   """Writes (or resumes, or finds done) the CSV of the request; returns results.json's
@@ -268,7 +250,7 @@ def run(spec: common.RunSpec, dvbpr_config: config_lib.DvbprConfig, request: Bat
     dvbpr_root = spec.work.root / "dvbpr"
   work = spec.work
   asked = {"k": k, "users": selection.request}
-  _check_workdir(work)
+  common.refuse_other_experiment(work, "recommend", "the recommendations")
   _check_request(batch_csv.ResumableCsv(work.root / CSV_NAME, COLUMNS, asked),
                  ignore=("export_sha256",))
 
@@ -278,7 +260,7 @@ def run(spec: common.RunSpec, dvbpr_config: config_lib.DvbprConfig, request: Bat
   table = batch_csv.ResumableCsv(work.root / CSV_NAME, COLUMNS,
                                  {**asked, "export_sha256": fingerprint})
   work.make().lock()  # Checked again under the lock, before anything is written.
-  _check_workdir(work)
+  common.refuse_other_experiment(work, "recommend", "the recommendations")
   progress = _check_request(table)
   record = {"users": len(selection.ids), "k": k, "user_ids": selection.kind,
             "export": str(export), "export_sha256": fingerprint, "csv": str(table.path),

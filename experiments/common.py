@@ -90,6 +90,25 @@ def check_same_run(work: workdir_lib.Workdir, config: dict) -> None:
         "--workdir")
 
 
+def refuse_other_experiment(work: workdir_lib.Workdir, experiment: str, output: str) -> None:
+  """Refuses a work dir whose config.json records another experiment's run (a command that
+  serves a trained model would overwrite its config.json and results.json), naming the DVBPR
+  it holds, if any, for --dvbpr_workdir. `output`: what the command writes, for the message."""
+  if not work.config_path.exists():
+    return
+  run = saved_config(work).get("run")
+  previous = run.get("experiment") if isinstance(run, dict) else None
+  if previous == experiment:
+    return
+  hint = ""
+  for root in (work.root, work.root / "dvbpr"):
+    if (workdir_lib.Workdir(root).export("dvbpr") / "saved_model.pb").is_file():
+      hint = f" (--dvbpr_workdir={root} uses the DVBPR trained there)"
+      break
+  raise errors.UserError(f"the work dir {work.root} holds a {previous or 'another'} run; "
+                         f"choose another --workdir for {output}{hint}")
+
+
 def _with_defaults(section: str, saved):
   """A config.json section as this version writes it: a field added since the run was
   written takes its default, which keeps the behaviour the run had (a new option is off by

@@ -1,7 +1,8 @@
 """SavedModel export of a trained DVBPR, for serving with plain TensorFlow.
 
-Signatures (`tf.saved_model.load(path).<name>(...)`); ids are int64 (int32 is taken too), k an
-int32 scalar, images uint8 [N, H, W, 3] of any size (resized to the tower's input inside):
+Signatures (`tf.saved_model.load(path).<name>(...)`); ids are int64 (int32 is taken too,
+except by `score`), k an int32 scalar, images uint8 [N, H, W, 3] of any size (resized to the
+tower's input inside):
 
 - `item_embedding(images)` -> float32 [N, K], Phi(image).
 - `item_vectors(item_ids)`: [n] -> float32 [n, K], the catalog's stored Phi (e.g. to build an
@@ -173,11 +174,19 @@ def _add_endpoint(archive, name: str, fn, *variants) -> None:
   archive.add_endpoint(name, function)
 
 
-def _image_variants(*before, after=()):
-  """The input variants of a signature with an images argument after `before`: uint8 (the
-  one that serves) and every refused dtype."""
-  return [[*before, tf.TensorSpec(None, dtype, name="images"), *after]
-          for dtype in (tf.uint8, *REFUSED_IMAGE_DTYPES)]
+def _add_image_endpoint(archive, name: str, fn, before=(), after=()) -> None:
+  """Adds `fn`, whose images argument comes after the `before` specs and before the `after`
+  ones, traced for uint8 images (the variant that serves) and for every refused dtype (a
+  variant that only fails, saying so: `_refuse_dtype`)."""
+  position = len(before)
+
+  def uint8_only(*args):
+    images = args[position]
+    return fn(*args) if images.dtype == tf.uint8 else _refuse_dtype(images)
+
+  _add_endpoint(archive, name, uint8_only,
+                *[[*before, tf.TensorSpec(None, dtype, name="images"), *after]
+                  for dtype in (tf.uint8, *REFUSED_IMAGE_DTYPES)])
 
 
 def _id_variants(name, *after):
@@ -204,14 +213,11 @@ def export_dvbpr(model: dvbpr.Dvbpr, item_vectors: np.ndarray, train_users: np.n
   theta_decay, steps = float(model.theta_decay), fold_in.steps
 
   def embed(images):
-    images = tf.image.resize(tf.cast(images, tf.float32), [size, size], antialias=True)
+    """Phi of uint8 images of any rank and size, checked (`_checked_images`)."""
+    images = tf.image.resize(tf.cast(_checked_images(images), tf.float32), [size, size],
+                             antialias=True)
     images = input_pipeline.scale_images(tf.clip_by_value(tf.round(images), 0.0, 255.0))
     return model.item_embeddings(images, training=False)
-
-  def item_embedding(images):
-    if images.dtype != tf.uint8:
-      return _refuse_dtype(images)
-    return embed(_checked_images(images))
 
   def item_vectors_of(item_ids):
     item_ids = _as_int64(item_ids)
@@ -219,12 +225,10 @@ def export_dvbpr(model: dvbpr.Dvbpr, item_vectors: np.ndarray, train_users: np.n
       return tf.gather(catalog.item_vectors, item_ids)
 
   def score(user_ids, images):
-    if images.dtype != tf.uint8:
-      return _refuse_dtype(images)
     user_ids = _as_int64(user_ids)
     with tf.control_dependencies(_in_range(user_ids, num_users, "user")):
       theta = model.user_vectors(user_ids)
-    return tf.reduce_sum(theta * embed(_checked_images(images)), axis=-1)
+    return tf.reduce_sum(theta * embed(images), axis=-1)
 
   def recommend(user_ids, k):
     user_ids = _as_int64(user_ids)
@@ -262,10 +266,8 @@ def export_dvbpr(model: dvbpr.Dvbpr, item_vectors: np.ndarray, train_users: np.n
     return fold_in_and_rank(tf.gather(catalog.item_vectors, liked_ids), liked_ids, k)
 
   def recommend_for_images(images, k):
-    if images.dtype != tf.uint8:
-      return _refuse_dtype(images)
     with tf.control_dependencies(_k_in_range(k, num_items)):
-      liked = embed(_checked_images(images))
+      liked = embed(images)
     return fold_in_and_rank(liked, tf.zeros([0], tf.int64), k)
 
   def nearest(queries, query_ids, k, metric):
@@ -293,10 +295,8 @@ def export_dvbpr(model: dvbpr.Dvbpr, item_vectors: np.ndarray, train_users: np.n
     return nearest(queries, item_ids, k, metric)
 
   def similar_images(images, k, metric):
-    if images.dtype != tf.uint8:
-      return _refuse_dtype(images)
     with tf.control_dependencies(_k_in_range(k, num_items)):
-      queries = embed(_checked_images(images))
+      queries = embed(images)
     return nearest(queries, -tf.ones([tf.shape(queries)[0]], tf.int64), k, metric)
 
   k_spec = tf.TensorSpec([], tf.int32, name="k")
@@ -305,19 +305,17 @@ def export_dvbpr(model: dvbpr.Dvbpr, item_vectors: np.ndarray, train_users: np.n
   # layers too would write every weight twice (their Keras variables and the tf.Variables
   # the endpoints read): an export of Amazon Fashion's size was 243.5 MiB, not 123.5.
   archive = keras.export.ExportArchive()
-  _add_endpoint(archive, "item_embedding", item_embedding, *_image_variants())
+  _add_image_endpoint(archive, "item_embedding", embed)
   _add_endpoint(archive, "item_vectors", item_vectors_of, *_id_variants("item_ids"))
-  _add_endpoint(archive, "score", score,
-                *_image_variants(tf.TensorSpec([None], tf.int64, name="user_ids")))
+  _add_image_endpoint(archive, "score", score,
+                      before=[tf.TensorSpec([None], tf.int64, name="user_ids")])
   _add_endpoint(archive, "recommend", recommend, *_id_variants("user_ids", k_spec))
   _add_endpoint(archive, "recommend_for_items", recommend_for_items,
                 *_id_variants("item_ids", k_spec))
-  _add_endpoint(archive, "recommend_for_images", recommend_for_images,
-                *_image_variants(after=[k_spec]))
+  _add_image_endpoint(archive, "recommend_for_images", recommend_for_images, after=[k_spec])
   _add_endpoint(archive, "similar_items", similar_items,
                 *_id_variants("item_ids", k_spec, metric_spec))
-  _add_endpoint(archive, "similar_images", similar_images,
-                *_image_variants(after=[k_spec, metric_spec]))
+  _add_image_endpoint(archive, "similar_images", similar_images, after=[k_spec, metric_spec])
   return _write_archive(archive, path)
 
 

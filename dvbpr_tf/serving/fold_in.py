@@ -93,7 +93,7 @@ def fold_in(liked: tf.Tensor, negatives: tf.Tensor, theta_decay: float,
   decay = tf.constant(theta_decay, tf.float32)
   identity = tf.eye(dim)
 
-  def newton_step(_, theta):
+  def newton_step(theta):
     p = theta + prior
     s = (tf.linalg.matvec(liked, p)[:, tf.newaxis]
          - tf.linalg.matvec(negatives, p)[tf.newaxis, :])  # [n, M]
@@ -124,7 +124,7 @@ def fold_in(liked: tf.Tensor, negatives: tf.Tensor, theta_decay: float,
     return size * step
 
   _, theta = tf.while_loop(lambda n, _: n < steps,
-                           lambda n, theta: (n + 1, newton_step(n, theta)),
+                           lambda n, theta: (n + 1, newton_step(theta)),
                            (tf.constant(0), tf.zeros([dim])))
   return theta
 

@@ -47,7 +47,7 @@ def make_optimizer(config: config_lib.OptimizerConfig, total_steps: int | None):
     return keras.optimizers.SGD(learning_rate=rate)
   adam = lazy_adam.LazyAdam if config.algorithm == "lazy_adam" else keras.optimizers.Adam
   return adam(learning_rate=rate, beta_1=config.beta_1, beta_2=config.beta_2,
-                               epsilon=config.epsilon)
+              epsilon=config.epsilon)
 
 
 class BprTask:

@@ -16,8 +16,8 @@ as dense Adam does. A row used at every step gets exactly dense Adam's update; a
 by a step keeps its moments instead of decaying them and does not coast on its momentum.
 (Keras' dense Adam, given the same `IndexedSlices`, sums the uses for m but squares each use
 before summing for v, sum_k g_k^2 instead of (sum_k g_k)^2: the two differ on rows a batch
-uses more than once.) Gradients that are not `IndexedSlices` (FM's V and w_f, VBPR's E: every pair reads them) take
-dense Adam's update unchanged.
+uses more than once.) Gradients that are not `IndexedSlices` (FM's V and w_f, VBPR's E: every
+pair reads them) take dense Adam's update unchanged.
 
 The step's cost is O(batch x K) for the tables, and the rows' moments are the same variables
 as dense Adam's (a checkpoint of either restores into the other). `tests/test_lazy_adam.py`
